@@ -1,0 +1,9 @@
+"""LoMaR / MAE / CAE backbones and transfer benchmarks on OpenMMLab.
+
+Importing the package creates the ``lomar_transfer`` registries (children of mmengine's roots),
+which is all ``custom_imports=dict(imports=['lomar_transfer'])`` needs: the modules that register
+into them are imported lazily through the registries' ``locations``.
+"""
+from .registry import DATASETS, MODELS, TRANSFORMS  # noqa: F401
+
+__version__ = '0.1.0'

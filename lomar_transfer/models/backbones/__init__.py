@@ -1,0 +1,3 @@
+from .vision_transformer import VisionTransformer
+
+__all__ = ['VisionTransformer']

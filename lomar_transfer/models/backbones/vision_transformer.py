@@ -1,0 +1,269 @@
+"""One Vision Transformer for pretraining and every transfer task.
+
+Shapes: images (B, 3, H, W) -> patch tokens (B, h*w, C) with h = H // patch_size, w = W // patch_size.
+Any input size whose sides are multiples of the patch size works: the fixed sin-cos embedding is
+computed for the actual grid, a learned one is resampled to it.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+
+from ...registry import MODELS
+
+# name -> (embed_dims, depth, num_heads, mlp hidden dims)
+ARCH_SETTINGS = {
+    'tiny': (192, 12, 3, 768),
+    'small': (384, 12, 6, 1536),
+    'base': (768, 12, 12, 3072),
+    'large': (1024, 24, 16, 4096),
+}
+
+
+def sincos_pos_embed_2d(grid_hw, embed_dims, temperature=10000.):
+    """Fixed 2-D sin-cos position embedding (MAE), shape (h*w, embed_dims).
+
+    Half of the channels encode the row, half the column; each half is [sin, cos] of the
+    coordinate times geometric frequencies.
+    """
+    h, w = grid_hw
+    assert embed_dims % 4 == 0, 'sin-cos position embedding needs embed_dims % 4 == 0'
+    quarter = embed_dims // 4
+    omega = 1. / temperature**(torch.arange(quarter, dtype=torch.float64) / quarter)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64),
+                            torch.arange(w, dtype=torch.float64), indexing='ij')
+    out_w = xs.reshape(-1, 1) * omega  # MAE's order: width half first, then height half
+    out_h = ys.reshape(-1, 1) * omega
+    emb = torch.cat([out_w.sin(), out_w.cos(), out_h.sin(), out_h.cos()], dim=1)
+    return emb.float()
+
+
+def resample_abs_pos_embed(pos_embed, new_hw, old_hw=None, num_prefix_tokens=1):
+    """Bicubic resampling of a learned (1, prefix + h*w, C) position embedding to a new grid."""
+    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
+    if old_hw is None:
+        side = int(math.sqrt(grid.shape[1]))
+        assert side * side == grid.shape[1], 'pass old_hw for a non-square position embedding'
+        old_hw = (side, side)
+    if tuple(old_hw) == tuple(new_hw):
+        return pos_embed
+    c = grid.shape[-1]
+    grid = grid.reshape(1, *old_hw, c).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=tuple(new_hw), mode='bicubic', align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, c).to(pos_embed.dtype)
+    return torch.cat([prefix, grid], dim=1)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches -> tokens via a strided convolution; returns (tokens, (h, w))."""
+
+    def __init__(self, patch_size=16, in_channels=3, embed_dims=768):
+        super().__init__()
+        self.patch_size = patch_size
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x):
+        # Dense tasks feed arbitrary sizes (e.g. whole-image segmentation inference): pad
+        # bottom/right to a multiple of the patch size, as mmcv's AdaptivePadding('corner') does.
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -h % self.patch_size, -w % self.patch_size
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        x = self.proj(x)
+        grid_hw = x.shape[-2:]
+        return x.flatten(2).transpose(1, 2), tuple(grid_hw)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through ``F.scaled_dot_product_attention``.
+
+    ``qkv_bias``: True (timm/MAE: one bias for q, k and v), False, or 'qv' (BEiT/CAE: learnable q
+    and v biases, k has none).
+    """
+
+    def __init__(self, embed_dims, num_heads, qkv_bias=True, attn_drop=0., proj_drop=0.):
+        super().__init__()
+        assert embed_dims % num_heads == 0, 'embed_dims must be divisible by num_heads'
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias is True)
+        if qkv_bias == 'qv':
+            self.q_bias = nn.Parameter(torch.zeros(embed_dims))
+            self.v_bias = nn.Parameter(torch.zeros(embed_dims))
+        else:
+            self.q_bias = self.v_bias = None
+        self.attn_drop = attn_drop
+        self.proj = nn.Linear(embed_dims, embed_dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        bias = self.qkv.bias
+        if self.q_bias is not None:
+            bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
+        qkv = F.linear(x, self.qkv.weight, bias)
+        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
+
+
+class LayerScale(nn.Module):
+
+    def __init__(self, dims, init_value):
+        super().__init__()
+        self.gamma = nn.Parameter(init_value * torch.ones(dims))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, embed_dims, num_heads, mlp_hidden_dims, qkv_bias=True, drop_rate=0.,
+                 attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate)
+        self.ls1 = (LayerScale(embed_dims, layer_scale_init_value)
+                    if layer_scale_init_value > 0 else nn.Identity())
+        self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dims, mlp_hidden_dims), nn.GELU(), nn.Dropout(drop_rate),
+            nn.Linear(mlp_hidden_dims, embed_dims), nn.Dropout(drop_rate))
+        self.ls2 = (LayerScale(embed_dims, layer_scale_init_value)
+                    if layer_scale_init_value > 0 else nn.Identity())
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
+
+    def forward(self, x):
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+
+@MODELS.register_module()
+class VisionTransformer(BaseModule):
+    """Plain ViT shared by pretraining and transfer.
+
+    Args:
+        arch: 'tiny' | 'small' | 'base' | 'large', or a dict with embed_dims, depth, num_heads,
+            mlp_hidden_dims (missing keys taken from 'base').
+        img_size: pretraining size; sets the grid of a learned position embedding.
+        pos_embed: 'sincos' (fixed, MAE/CAE), 'learned' (timm/BEiT), or None.
+        with_cls_token: prepend a class token.
+        qkv_bias: True, False or 'qv' (see :class:`Attention`).
+        drop_path_rate: stochastic depth, increasing linearly to this value over blocks.
+        layer_scale_init_value: > 0 enables LayerScale (CAE/BEiT).
+        out_indices: blocks whose outputs are returned (negative counts from the end).
+        out_type: 'featmap' (B, C, h, w) maps for dense heads, 'cls_token' (B, C),
+            'avg_featmap' (B, C) mean of patch tokens, or 'raw' (B, N, C) tokens.
+        final_norm: apply the final LayerNorm to the last block's output.
+    """
+
+    def __init__(self, arch='base', img_size=224, patch_size=16, in_channels=3,
+                 pos_embed='sincos', with_cls_token=True, qkv_bias=True, drop_rate=0.,
+                 attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.,
+                 out_indices=(-1, ), out_type='featmap', final_norm=True, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in ARCH_SETTINGS:
+                raise KeyError(f'unknown ViT arch {arch!r}; choose one of {list(ARCH_SETTINGS)} '
+                               'or pass a dict(embed_dims=, depth=, num_heads=, mlp_hidden_dims=)')
+            arch = ARCH_SETTINGS[arch]
+        else:
+            base = dict(zip(('embed_dims', 'depth', 'num_heads', 'mlp_hidden_dims'),
+                            ARCH_SETTINGS['base']))
+            base.update(arch)
+            arch = (base['embed_dims'], base['depth'], base['num_heads'],
+                    base['mlp_hidden_dims'])
+        self.embed_dims, self.depth, self.num_heads, mlp_hidden_dims = arch
+        if out_type not in ('featmap', 'cls_token', 'avg_featmap', 'raw'):
+            raise ValueError(f'unknown out_type {out_type!r}')
+        if out_type == 'cls_token' and not with_cls_token:
+            raise ValueError("out_type='cls_token' needs with_cls_token=True")
+        if pos_embed not in ('sincos', 'learned', None):
+            raise ValueError(f"pos_embed must be 'sincos', 'learned' or None, got {pos_embed!r}")
+        self.patch_size = patch_size
+        self.grid_hw = (img_size // patch_size, img_size // patch_size)
+        self.out_type = out_type
+        self.final_norm = final_norm
+        self.out_indices = sorted(i % self.depth for i in out_indices)
+        self.num_prefix_tokens = int(with_cls_token)
+
+        self.patch_embed = PatchEmbed(patch_size, in_channels, self.embed_dims)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) if with_cls_token else None
+        self.pos_embed_type = pos_embed
+        if pos_embed == 'learned':
+            num_tokens = self.num_prefix_tokens + self.grid_hw[0] * self.grid_hw[1]
+            self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, self.embed_dims))
+        else:
+            self.pos_embed = None
+        self.pos_drop = nn.Dropout(drop_rate)
+        dpr = torch.linspace(0, drop_path_rate, self.depth).tolist()
+        self.blocks = nn.ModuleList([
+            Block(self.embed_dims, self.num_heads, mlp_hidden_dims, qkv_bias, drop_rate,
+                  attn_drop_rate, dpr[i], layer_scale_init_value) for i in range(self.depth)
+        ])
+        self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6) if final_norm else nn.Identity()
+
+    def init_weights(self):
+        super().init_weights()
+        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            return  # weights come from the checkpoint
+        # MAE/timm initialisation: xavier on the patch projection seen as a linear layer,
+        # truncated normal for linear layers and tokens.
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for p in (self.cls_token, self.pos_embed):
+            if p is not None:
+                trunc_normal_(p, std=.02)
+
+    def abs_pos_embed(self, grid_hw):
+        """Absolute position embedding for all tokens of a grid, (1, prefix + h*w, C) or None."""
+        if self.pos_embed_type == 'learned':
+            return resample_abs_pos_embed(self.pos_embed, grid_hw, self.grid_hw,
+                                          self.num_prefix_tokens)
+        if self.pos_embed_type == 'sincos':
+            emb = sincos_pos_embed_2d(grid_hw, self.embed_dims).to(self.patch_embed.proj.weight)
+            prefix = emb.new_zeros(self.num_prefix_tokens, self.embed_dims)
+            return torch.cat([prefix, emb])[None]
+        return None
+
+    def forward(self, x):
+        b = x.shape[0]
+        x, grid_hw = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
+        pos = self.abs_pos_embed(grid_hw)
+        if pos is not None:
+            x = x + pos
+        x = self.pos_drop(x)
+        outs = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == self.depth - 1:
+                x = self.norm(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, grid_hw))
+        return tuple(outs)
+
+    def _format_output(self, x, grid_hw):
+        if self.out_type == 'raw':
+            return x
+        if self.out_type == 'cls_token':
+            return x[:, 0]
+        patches = x[:, self.num_prefix_tokens:]
+        if self.out_type == 'avg_featmap':
+            return patches.mean(dim=1)
+        return patches.transpose(1, 2).reshape(x.shape[0], self.embed_dims, *grid_hw)

@@ -1,0 +1,19 @@
+"""The ``lomar_transfer`` registries.
+
+Children of mmengine's root registries, so every OpenMMLab project whose registries hang from the
+same roots (mmpretrain, mmdet, mmseg) builds our components as ``type='lomar_transfer.Name'``.
+``locations`` lets a registry import the modules that fill it the first time it is searched.
+"""
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry
+
+SCOPE = 'lomar_transfer'
+
+MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE,
+                  locations=['lomar_transfer.models'])
+DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
+                    locations=['lomar_transfer.datasets'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
+                      locations=['lomar_transfer.datasets'])

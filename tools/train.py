@@ -1,0 +1,43 @@
+"""Train from an OpenMMLab config (mmpretrain, mmdet or mmseg) with mmengine's Runner.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--cfg-options k=v ...] [--launcher pytorch]
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from lomar_transfer.utils import setup_cpu_distributed
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a model from a config')
+    parser.add_argument('config')
+    parser.add_argument('--work-dir', help='default: work_dirs/<config name>')
+    parser.add_argument('--resume', action='store_true', help='resume from the last checkpoint')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, e.g. train_cfg.max_iters=10')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if not osp.isfile(args.config):
+        raise SystemExit(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    cfg.merge_from_dict(args.cfg_options)
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.launcher = args.launcher
+    cfg.resume = args.resume
+    if args.launcher != 'none':
+        setup_cpu_distributed(cfg)
+    os.makedirs(cfg.work_dir, exist_ok=True)
+    Runner.from_cfg(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
