@@ -4,6 +4,7 @@ Importing the package creates the ``lomar_transfer`` registries (children of mme
 which is all ``custom_imports=dict(imports=['lomar_transfer'])`` needs: the modules that register
 into them are imported lazily through the registries' ``locations``.
 """
+from . import checkpoint  # noqa: F401  (registers the safe local checkpoint loader)
 from .registry import DATASETS, MODELS, TRANSFORMS  # noqa: F401
 
 __version__ = '0.1.0'

@@ -1,0 +1,92 @@
+"""Safe loading of local checkpoints, including mmengine's own training checkpoints.
+
+torch >= 2.6 loads with ``weights_only=True`` by default, which refuses mmengine 0.10.7's training
+checkpoints: their ``message_hub`` pickles ``HistoryBuffer`` objects, which hold their statistics
+functions (pickled as ``getattr(HistoryBuffer, 'mean')``), plus numpy arrays. Turning ``weights_only`` off would let any
+checkpoint run code. Instead, a checkpoint that the weights-only loader refuses is read by an
+unpickler that allows torch's weights-only globals, numpy arrays/scalars, ``HistoryBuffer`` and
+``getattr`` restricted to a ``HistoryBuffer``'s statistics methods; anything else is refused with
+an error naming the global.
+
+Registered as mmengine's loader for local paths when ``lomar_transfer`` is imported, so every
+Runner (mmpretrain, mmdet, mmseg) that uses our ``custom_imports`` can resume and test.
+"""
+import pickle
+import types
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+def _allowed_globals():
+    allowed = {
+        'numpy.core.multiarray._reconstruct': np.core.multiarray._reconstruct,
+        'numpy.core.multiarray.scalar': np.core.multiarray.scalar,
+        'numpy.ndarray': np.ndarray,
+        'numpy.dtype': np.dtype,
+        'mmengine.logging.history_buffer.HistoryBuffer': HistoryBuffer,
+    }
+    for name in dir(np.dtypes):  # numpy >= 1.25 pickles dtypes by their class
+        cls = getattr(np.dtypes, name)
+        if isinstance(cls, type) and issubclass(cls, np.dtype):
+            allowed[f'numpy.dtypes.{name}'] = cls
+    from torch import _weights_only_unpickler  # torch's own weights-only allowlist
+    allowed.update(_weights_only_unpickler._get_allowed_globals())
+    allowed.update(_weights_only_unpickler._get_user_allowed_globals())
+    return allowed
+
+
+# HistoryBuffer's default statistics (registered lazily by its first instance) + custom ones
+_HISTORY_BUFFER_STATISTICS = {'min', 'max', 'current', 'mean'}
+
+
+def _history_buffer_getattr(obj, name):
+    # pickle stores the functions HistoryBuffer.min/mean/... as getattr(HistoryBuffer, 'min')
+    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and \
+            name in _HISTORY_BUFFER_STATISTICS | set(HistoryBuffer._statistics_methods):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint calls getattr({type(obj).__name__}, {name!r}); only HistoryBuffer '
+        'statistics are allowed')
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+
+    def find_class(self, module, name):
+        if module in ('builtins', '__builtin__') and name == 'getattr':
+            return _history_buffer_getattr
+        obj = _ALLOWED.get(f'{module}.{name}')
+        if obj is None:
+            raise pickle.UnpicklingError(
+                f'checkpoint references {module}.{name}, which lomar_transfer does not load '
+                '(it could run code). If you trust this file, convert it once with '
+                'torch.load(path, weights_only=False) and save only its state_dict.')
+        return obj
+
+
+_ALLOWED = _allowed_globals()
+# torch.load(pickle_module=...) only needs ``Unpickler`` (and ``load`` for the legacy format).
+restricted_pickle = types.SimpleNamespace(
+    Unpickler=_RestrictedUnpickler,
+    load=lambda f, **kw: _RestrictedUnpickler(f, **kw).load(),
+    __name__='lomar_transfer_restricted_pickle')
+
+
+def load_local_checkpoint(filename, map_location=None):
+    """``torch.load`` that accepts weights and mmengine training checkpoints, and nothing else."""
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        return torch.load(filename, map_location=map_location, weights_only=False,
+                          pickle_module=restricted_pickle)
+
+
+@CheckpointLoader.register_scheme(prefixes='', force=True)
+def _load_from_local(filename, map_location=None):
+    import os.path as osp
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'checkpoint {filename} not found')
+    return load_local_checkpoint(filename, map_location)
