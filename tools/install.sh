@@ -48,7 +48,11 @@ fi
 pyver=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 [[ "$pyver" == "3.11" ]] || log "WARNING: Python $pyver; the pinned stack was verified on 3.11"
 
-pip_install() { "$PY" -m pip install --disable-pip-version-check --progress-bar off -q "$@"; }
+# (the grep drops pip's notes about local index folders that lack a package: noise, not errors)
+pip_install() {
+  "$PY" -m pip install --disable-pip-version-check --progress-bar off -q "$@" \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
 
 log "1/5 PyTorch (requirements/torch.txt; ~2 min and ~5.5 GB the first time)"
 pip_install -r "$ROOT/requirements/torch.txt"
@@ -103,9 +107,12 @@ build_mmcv() {  # builds into a temp dir inside the cache root, moves the wheel 
   # torch >= 2.10 headers need C++20; mmcv 2.1.0 hard-codes -std=c++17.
   sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
   local force_cuda=0; [[ "$CUDA_TAG" != cpu ]] && force_cuda=1
-  local total; total=$(find "$src/mmcv/ops/csrc" -name '*.cpp' -o -name '*.cu' | grep -c . || true)
+  # the sources mmcv's setup.py compiles: pytorch/*.cpp, pytorch/cpu/*.cpp (+ pytorch/cuda/*)
+  local dirs=("$src/mmcv/ops/csrc/pytorch" "$src/mmcv/ops/csrc/pytorch/cpu")
+  [[ $force_cuda == 1 ]] && dirs+=("$src/mmcv/ops/csrc/pytorch/cuda")
+  local total; total=$(find "${dirs[@]}" -maxdepth 1 \( -name '*.cpp' -o -name '*.cu' \) | grep -c . || true)
   local jobs="${MAX_JOBS:-$(nproc)}"
-  log "  compiling mmcv ops ($CUDA_TAG, $jobs jobs, ~$total sources; ~15 min on 2 cores)"
+  log "  compiling mmcv ops ($CUDA_TAG, $jobs jobs, $total sources; ~15 min on 2 cores)"
   log "  full log: $work/build.log"
   (cd "$src" && MAX_JOBS="$jobs" MMCV_WITH_OPS=1 FORCE_CUDA=$force_cuda \
      "$PY" -m pip wheel -v --disable-pip-version-check --no-build-isolation --no-deps \

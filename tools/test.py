@@ -9,10 +9,10 @@ import argparse
 import json
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from lomar_transfer.utils import setup_cpu_distributed
+from lomar_transfer.utils import load_config
 
 
 def parse_args():
@@ -28,17 +28,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    for path, what in ((args.config, 'config'), (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise SystemExit(f'{what} file not found: {path}')
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint file not found: {args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
-    cfg.launcher = args.launcher
-    if args.launcher != 'none':
-        setup_cpu_distributed(cfg)
     metrics = Runner.from_cfg(cfg).test()
     print(json.dumps(metrics, indent=1))
     if args.out:

@@ -4,12 +4,11 @@
 """
 import argparse
 import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from lomar_transfer.utils import setup_cpu_distributed
+from lomar_transfer.utils import load_config
 
 
 def parse_args():
@@ -25,16 +24,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise SystemExit(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
-    cfg.launcher = args.launcher
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.resume = args.resume
-    if args.launcher != 'none':
-        setup_cpu_distributed(cfg)
     os.makedirs(cfg.work_dir, exist_ok=True)
     Runner.from_cfg(cfg).train()
 

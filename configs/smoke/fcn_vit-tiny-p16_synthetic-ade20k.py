@@ -5,6 +5,7 @@ _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     '../_base_/datasets/synthetic_ade20k.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/smoke_4iters.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 
@@ -27,13 +28,7 @@ model = dict(
     auxiliary_head=dict(in_channels=dims, in_index=0, channels=32, num_convs=1,
                         num_classes=150, norm_cfg=norm_cfg))
 
-max_iters = 4
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))
-param_scheduler = []
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False))
+    checkpoint=dict(type='CheckpointHook', interval={{_base_.max_iters}}, by_epoch=False))
 log_processor = dict(by_epoch=False)

@@ -5,6 +5,7 @@ _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/synthetic_coco_instance.py',
     'mmdet::_base_/default_runtime.py',
+    '../_base_/schedules/smoke_4iters.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 
@@ -31,13 +32,7 @@ model = dict(
         mask_roi_extractor=dict(out_channels=dims, featmap_strides=[16]),
         mask_head=dict(in_channels=dims, conv_out_channels=dims, num_classes=num_classes)))
 
-max_iters = 4
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))
-param_scheduler = []
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False))
+    checkpoint=dict(type='CheckpointHook', interval={{_base_.max_iters}}, by_epoch=False))
 log_processor = dict(by_epoch=False)

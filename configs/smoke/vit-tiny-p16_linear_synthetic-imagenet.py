@@ -4,6 +4,7 @@
 _base_ = [
     '../_base_/datasets/synthetic_imagenet.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/schedules/smoke_4iters.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 
@@ -20,13 +21,8 @@ model = dict(
         type='LinearClsHead', num_classes=1000, in_channels=dims,
         loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, 5)))
 
-max_iters = 4
-train_cfg = dict(by_epoch=False, max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict()
-test_cfg = dict()
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05))
-param_scheduler = []
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False))
+    checkpoint=dict(type='CheckpointHook', interval={{_base_.max_iters}}, by_epoch=False))
 log_processor = dict(by_epoch=False)

@@ -1,1 +1,3 @@
+from .algorithms import *  # noqa: F401,F403
 from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403

@@ -1,3 +1,4 @@
+from .lomar_vit import LoMaRViT
 from .vision_transformer import VisionTransformer
 
-__all__ = ['VisionTransformer']
+__all__ = ['VisionTransformer', 'LoMaRViT']

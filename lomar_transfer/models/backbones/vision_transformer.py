@@ -14,6 +14,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import MODELS
+from .relative_position import ContextualKeyRPE
 
 # name -> (embed_dims, depth, num_heads, mlp hidden dims)
 ARCH_SETTINGS = {
@@ -82,33 +83,74 @@ class Attention(nn.Module):
     """Multi-head self-attention through ``F.scaled_dot_product_attention``.
 
     ``qkv_bias``: True (timm/MAE: one bias for q, k and v), False, or 'qv' (BEiT/CAE: learnable q
-    and v biases, k has none).
+    and v biases, k has none). ``rel_pos``: a :class:`ContextualKeyRPE` whose term is passed to
+    SDPA as an additive mask (LoMaR), or None.
     """
 
-    def __init__(self, embed_dims, num_heads, qkv_bias=True, attn_drop=0., proj_drop=0.):
+    def __init__(self, embed_dims, num_heads, qkv_bias=True, attn_drop=0., proj_drop=0.,
+                 rel_pos=None):
         super().__init__()
         assert embed_dims % num_heads == 0, 'embed_dims must be divisible by num_heads'
         self.num_heads = num_heads
+        self.scale = (embed_dims // num_heads)**-0.5
         self.qkv = nn.Linear(embed_dims, embed_dims * 3, bias=qkv_bias is True)
         if qkv_bias == 'qv':
             self.q_bias = nn.Parameter(torch.zeros(embed_dims))
             self.v_bias = nn.Parameter(torch.zeros(embed_dims))
         else:
             self.q_bias = self.v_bias = None
+        self.rpe_k = rel_pos
         self.attn_drop = attn_drop
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x):
+    def forward(self, x, grid_hw=None):
         b, n, c = x.shape
         bias = self.qkv.bias
         if self.q_bias is not None:
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        mask = self.rpe_k(q * self.scale, grid_hw) if self.rpe_k is not None else None
         x = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+            q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
+
+
+def window_partition(x, grid_hw, window_size):
+    """(B, h*w, C) -> (B * num_windows, ws*ws, C), zero-padding the grid to window multiples."""
+    b, _, c = x.shape
+    h, w = grid_hw
+    x = x.view(b, h, w, c)
+    pad_h, pad_w = -h % window_size, -w % window_size
+    if pad_h or pad_w:
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+    hp, wp = h + pad_h, w + pad_w
+    x = x.view(b, hp // window_size, window_size, wp // window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, c), (hp, wp)
+
+
+def window_unpartition(windows, grid_hw, padded_hw, window_size):
+    """Inverse of :func:`window_partition` (padding removed)."""
+    (h, w), (hp, wp) = grid_hw, padded_hw
+    c = windows.shape[-1]
+    x = windows.view(-1, hp // window_size, wp // window_size, window_size, window_size, c)
+    x = x.permute(0, 1, 3, 2, 4, 5).reshape(-1, hp, wp, c)
+    return x[:, :h, :w].reshape(-1, h * w, c)
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU -> fc2 (timm's parameter names, so timm/MAE/CAE weights map one-to-one)."""
+
+    def __init__(self, embed_dims, hidden_dims, drop=0.):
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, embed_dims)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x):
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
 class LayerScale(nn.Module):
@@ -122,25 +164,37 @@ class LayerScale(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x)).
+
+    With ``window_size > 0`` attention runs inside non-overlapping windows of the patch grid
+    (ViTDet); the input must then have no prefix (class) token.
+    """
 
     def __init__(self, embed_dims, num_heads, mlp_hidden_dims, qkv_bias=True, drop_rate=0.,
-                 attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.):
+                 attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0., rel_pos=None,
+                 window_size=0):
         super().__init__()
+        self.window_size = window_size
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
-        self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate)
+        self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate,
+                              rel_pos)
         self.ls1 = (LayerScale(embed_dims, layer_scale_init_value)
                     if layer_scale_init_value > 0 else nn.Identity())
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
-        self.mlp = nn.Sequential(
-            nn.Linear(embed_dims, mlp_hidden_dims), nn.GELU(), nn.Dropout(drop_rate),
-            nn.Linear(mlp_hidden_dims, embed_dims), nn.Dropout(drop_rate))
+        self.mlp = Mlp(embed_dims, mlp_hidden_dims, drop_rate)
         self.ls2 = (LayerScale(embed_dims, layer_scale_init_value)
                     if layer_scale_init_value > 0 else nn.Identity())
         self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0 else nn.Identity()
 
-    def forward(self, x):
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x))))
+    def _attention(self, x, grid_hw):
+        if not self.window_size:
+            return self.attn(x, grid_hw)
+        windows, padded_hw = window_partition(x, grid_hw, self.window_size)
+        windows = self.attn(windows, (self.window_size, self.window_size))
+        return window_unpartition(windows, grid_hw, padded_hw, self.window_size)
+
+    def forward(self, x, grid_hw=None):
+        x = x + self.drop_path(self.ls1(self._attention(self.norm1(x), grid_hw)))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
@@ -156,6 +210,10 @@ class VisionTransformer(BaseModule):
         with_cls_token: prepend a class token.
         qkv_bias: True, False or 'qv' (see :class:`Attention`).
         drop_path_rate: stochastic depth, increasing linearly to this value over blocks.
+        rel_pos: add LoMaR's relative position encoding (:class:`ContextualKeyRPE`) in every
+            block; ``rel_pos_ratio`` sets its bucketing (official: 1.9).
+        window_size: > 0 runs attention in windows of this many patches per side, except in
+            ``global_attn_indices`` (ViTDet). Needs ``with_cls_token=False``.
         layer_scale_init_value: > 0 enables LayerScale (CAE/BEiT).
         out_indices: blocks whose outputs are returned (negative counts from the end).
         out_type: 'featmap' (B, C, h, w) maps for dense heads, 'cls_token' (B, C),
@@ -166,6 +224,7 @@ class VisionTransformer(BaseModule):
     def __init__(self, arch='base', img_size=224, patch_size=16, in_channels=3,
                  pos_embed='sincos', with_cls_token=True, qkv_bias=True, drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.,
+                 rel_pos=False, rel_pos_ratio=1.9, window_size=0, global_attn_indices=(),
                  out_indices=(-1, ), out_type='featmap', final_norm=True, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
@@ -184,8 +243,14 @@ class VisionTransformer(BaseModule):
             raise ValueError(f'unknown out_type {out_type!r}')
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError("out_type='cls_token' needs with_cls_token=True")
+        if window_size and with_cls_token:
+            raise ValueError('windowed attention (window_size > 0) works on the patch grid '
+                             'only: set with_cls_token=False')
         if pos_embed not in ('sincos', 'learned', None):
             raise ValueError(f"pos_embed must be 'sincos', 'learned' or None, got {pos_embed!r}")
+        if window_size and with_cls_token:
+            raise ValueError('windowed attention (window_size > 0) works on the patch grid '
+                             'only: set with_cls_token=False')
         self.patch_size = patch_size
         self.grid_hw = (img_size // patch_size, img_size // patch_size)
         self.out_type = out_type
@@ -203,9 +268,15 @@ class VisionTransformer(BaseModule):
             self.pos_embed = None
         self.pos_drop = nn.Dropout(drop_rate)
         dpr = torch.linspace(0, drop_path_rate, self.depth).tolist()
+        global_attn_indices = {i % self.depth for i in global_attn_indices}
+        head_dims = self.embed_dims // self.num_heads
         self.blocks = nn.ModuleList([
             Block(self.embed_dims, self.num_heads, mlp_hidden_dims, qkv_bias, drop_rate,
-                  attn_drop_rate, dpr[i], layer_scale_init_value) for i in range(self.depth)
+                  attn_drop_rate, dpr[i], layer_scale_init_value,
+                  rel_pos=(ContextualKeyRPE(head_dims, rel_pos_ratio, self.num_prefix_tokens)
+                           if rel_pos else None),
+                  window_size=0 if i in global_attn_indices else window_size)
+            for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6) if final_norm else nn.Identity()
 
@@ -251,7 +322,7 @@ class VisionTransformer(BaseModule):
         x = self.pos_drop(x)
         outs = []
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x = block(x, grid_hw)
             if i == self.depth - 1:
                 x = self.norm(x)
             if i in self.out_indices:

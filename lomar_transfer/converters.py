@@ -1,0 +1,121 @@
+"""Checkpoint conversion to our :class:`VisionTransformer`, as plain functions.
+
+Sources: timm ``vit_*`` and the official MAE / LoMaR releases (timm naming), the official CAE
+release (``encoder.`` prefix, ``gamma_1/2`` layer scales), and mmpretrain backbones or
+self-supervised algorithms (``VisionTransformer``, ``MAEViT``, ``CAEPretrainViT``; ``layers.N.ln1``,
+``ffn.layers.0.0``, ``backbone.`` prefix). Every function returns ``(state_dict, dropped)`` where
+``dropped`` lists the source keys that are not part of the backbone (decoders, heads, teachers...).
+"""
+import re
+from collections import OrderedDict
+
+# keys of our ViT: what a converted state dict may contain
+_BACKBONE_KEY = re.compile(r'^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|norm\.(weight|bias)'
+                           r'|blocks\.\d+\.(norm[12]|attn\.(qkv|proj)|mlp\.fc[12])\.(weight|bias)'
+                           r'|blocks\.\d+\.attn\.[qv]_bias|blocks\.\d+\.ls[12]\.gamma'
+                           r'|blocks\.\d+\.attn\.rpe_k\.lookup_table_weight)$')
+
+# mmpretrain ViT family -> ours
+_MMPRETRAIN_RULES = [
+    (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
+    (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
+    (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
+    (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
+    (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
+    (r'^layers\.(\d+)\.gamma_1$', r'blocks.\1.ls1.gamma'),  # CAE/BEiT layer scale
+    (r'^layers\.(\d+)\.gamma_2$', r'blocks.\1.ls2.gamma'),
+    (r'^layers\.(\d+)\.attn\.gamma1\.weight$', r'blocks.\1.ls1.gamma'),  # ViT LayerScale
+    (r'^layers\.(\d+)\.ffn\.gamma2\.weight$', r'blocks.\1.ls2.gamma'),
+    (r'^layers\.(\d+)\.attn\.', r'blocks.\1.attn.'),
+    (r'^ln1\.', 'norm.'),
+]
+# official CAE / BEiT naming -> ours (blocks already use timm names apart from layer scale)
+_CAE_RULES = [
+    (r'^blocks\.(\d+)\.gamma_1$', r'blocks.\1.ls1.gamma'),
+    (r'^blocks\.(\d+)\.gamma_2$', r'blocks.\1.ls2.gamma'),
+]
+
+
+def unwrap_checkpoint(ckpt):
+    """The state dict inside a checkpoint file's dict ('state_dict', 'model' or 'module')."""
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            return ckpt[key]
+    return ckpt
+
+
+def _convert(state_dict, rules=(), prefix=None):
+    """Apply the first matching rename rule to each key; keep what our ViT has, drop the rest."""
+    out, dropped = OrderedDict(), []
+    for key, value in state_dict.items():
+        new = key
+        if prefix:
+            if not key.startswith(prefix):
+                dropped.append(key)
+                continue
+            new = key[len(prefix):]
+        for pattern, repl in rules:
+            new, n = re.subn(pattern, repl, new)
+            if n:
+                break
+        if _BACKBONE_KEY.match(new):
+            out[new] = value
+        else:
+            dropped.append(key)
+    return out, dropped
+
+
+def convert_timm(state_dict):
+    """timm ``vit_*``, official MAE (models_mae / models_vit) and official LoMaR checkpoints."""
+    return _convert(unwrap_checkpoint(state_dict))
+
+
+def convert_cae(state_dict):
+    """Official CAE release (encoder under ``encoder.`` in pretraining checkpoints)."""
+    sd = unwrap_checkpoint(state_dict)
+    return _convert(sd, _CAE_RULES, prefix='encoder.' if any(
+        k.startswith('encoder.') for k in sd) else None)
+
+
+def convert_mmpretrain(state_dict):
+    """mmpretrain ``VisionTransformer`` / ``MAEViT`` / ``CAEPretrainViT`` backbones, or a whole
+    algorithm / classifier checkpoint (its ``backbone.`` part is taken)."""
+    sd = unwrap_checkpoint(state_dict)
+    return _convert(sd, _MMPRETRAIN_RULES, prefix='backbone.' if any(
+        k.startswith('backbone.') for k in sd) else None)
+
+
+def convert_lomar_transfer(state_dict):
+    """Checkpoints of this suite's pretraining algorithms (our ViT under ``backbone.``)."""
+    return _convert(unwrap_checkpoint(state_dict), prefix='backbone.')
+
+
+CONVERTERS = dict(timm=convert_timm, mae=convert_timm, lomar=convert_timm, cae=convert_cae,
+                  mmpretrain=convert_mmpretrain, lomar_transfer=convert_lomar_transfer)
+
+
+def detect_source(state_dict):
+    """Guess the naming scheme of a state dict: 'lomar_transfer' (ours), 'mmpretrain', 'cae' or
+    'timm' (also official MAE/LoMaR)."""
+    keys = list(unwrap_checkpoint(state_dict))
+    if any(re.match(r'^backbone\.blocks\.\d+\.', k) for k in keys):
+        return 'lomar_transfer'
+    if any(re.match(r'^(backbone\.)?layers\.\d+\.ln1\.', k) for k in keys):
+        return 'mmpretrain'
+    if any(re.match(r'^(encoder\.)?blocks\.\d+\.gamma_1$', k) for k in keys) or any(
+            k.startswith('encoder.blocks.') for k in keys):
+        return 'cae'
+    if any(re.match(r'^blocks\.\d+\.', k) for k in keys):
+        return 'timm'
+    raise ValueError('cannot tell the checkpoint format: no ViT block keys such as '
+                     "'blocks.0.attn.qkv.weight' or 'layers.0.ln1.weight' (first keys: "
+                     f'{keys[:5]}); is this a ViT checkpoint?')
+
+
+def convert_to_lomar_vit(state_dict, source='auto'):
+    """Convert any supported checkpoint (or its state dict) to our ViT's keys."""
+    if source == 'auto':
+        source = detect_source(state_dict)
+    if source not in CONVERTERS:
+        raise KeyError(f'unknown checkpoint source {source!r}; choose one of {list(CONVERTERS)}')
+    return CONVERTERS[source](state_dict)

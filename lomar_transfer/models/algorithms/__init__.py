@@ -1,0 +1,3 @@
+from .lomar import LoMaR
+
+__all__ = ['LoMaR']

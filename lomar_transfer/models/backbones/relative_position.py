@@ -1,0 +1,76 @@
+"""LoMaR's learnable relative position encoding (iRPE, contextual mode on keys, product method).
+
+For query token i and key token j at 2-D patch offset (dy, dx), the attention logit gets
+``q_i . r[bucket(dy, dx)]`` where ``r`` is a zero-initialised table of ``num_buckets`` vectors of
+the head dimension, shared by all heads. Offsets are bucketed per axis by iRPE's piecewise index
+(exact for |d| <= alpha, logarithmic beyond, clipped at beta), and the two axes are combined as a
+product: (2 * int(beta) + 1) ** 2 buckets. A class token (``skip=1``) gets one extra bucket for
+all its pairs. Only offsets enter, so the same table serves a 7x7 window, a 14x14 image or a
+64x64 detection feature map. Parameter names follow the official LoMaR/iRPE code
+(``rpe_k.lookup_table_weight``) so released checkpoints map one-to-one.
+"""
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn as nn
+
+
+def piecewise_index(rel, alpha, beta, gamma):
+    """iRPE Eq. 18: identity for |rel| <= alpha, then log-spaced up to +-beta (integer output)."""
+    rel_abs = rel.abs()
+    far = rel_abs > alpha
+    out = rel.round().long()
+    scaled = alpha + torch.log(rel_abs[far] / alpha) / math.log(gamma / alpha) * (beta - alpha)
+    out[far] = (torch.sign(rel[far]) * scaled.round().clip(max=beta)).long()
+    return out
+
+
+@lru_cache(maxsize=32)
+def product_bucket_ids(height, width, skip, alpha, beta, gamma):
+    """(skip + h*w, skip + h*w) bucket ids; prefix tokens use the extra id ``num_buckets``."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
+    pos = torch.stack([ys.flatten(), xs.flatten()], dim=1).float()
+    diff = pos[:, None] - pos[None]  # (L, L, 2): query position - key position
+    beta_int = int(beta)
+    side = 2 * beta_int + 1
+    rows = piecewise_index(diff[..., 0], alpha, beta, gamma) + beta_int
+    cols = piecewise_index(diff[..., 1], alpha, beta, gamma) + beta_int
+    ids = rows * side + cols
+    if skip:
+        full = ids.new_full((skip + height * width, ) * 2, side * side)
+        full[skip:, skip:] = ids
+        ids = full
+    return ids
+
+
+class ContextualKeyRPE(nn.Module):
+    """Relative position term of the attention logits, computed from the (scaled) queries.
+
+    Args:
+        head_dims: dimension of one head.
+        ratio: iRPE's ratio; alpha, beta, gamma = ratio * (1, 2, 8). LoMaR uses 1.9.
+        num_prefix_tokens: class-token-like tokens before the patch grid (0 or 1).
+    """
+
+    def __init__(self, head_dims, ratio=1.9, num_prefix_tokens=1):
+        super().__init__()
+        self.alpha, self.beta, self.gamma = ratio, 2 * ratio, 8 * ratio
+        self.num_prefix_tokens = num_prefix_tokens
+        self.num_buckets = (2 * int(self.beta) + 1)**2 + num_prefix_tokens
+        # (heads=1: shared, head_dims, buckets), zero-initialised as in the official code
+        self.lookup_table_weight = nn.Parameter(torch.zeros(1, head_dims, self.num_buckets))
+
+    def bucket_ids(self, grid_hw, device):
+        ids = product_bucket_ids(grid_hw[0], grid_hw[1], self.num_prefix_tokens, self.alpha,
+                                 self.beta, self.gamma)
+        return ids.to(device)
+
+    def forward(self, q, grid_hw):
+        """q: (B, heads, L, head_dims), already multiplied by the attention scale -> (B, heads, L, L)."""
+        ids = self.bucket_ids(grid_hw, q.device)
+        if ids.shape[0] != q.shape[2]:
+            raise ValueError(f'{q.shape[2]} tokens do not match a {grid_hw} grid with '
+                             f'{self.num_prefix_tokens} prefix token(s)')
+        table = q @ self.lookup_table_weight  # (B, heads, L, buckets)
+        return table.gather(-1, ids.expand(*q.shape[:2], -1, -1))

@@ -1,0 +1,3 @@
+from .lomar_head import LoMaRHead
+
+__all__ = ['LoMaRHead']

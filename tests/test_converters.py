@@ -1,0 +1,96 @@
+"""Weight conversion: converted checkpoints give the same features as the source model."""
+import pytest
+import torch
+
+from lomar_transfer.converters import convert_to_lomar_vit, detect_source
+from lomar_transfer.models.backbones import VisionTransformer
+
+TOL = dict(atol=1e-4, rtol=0)
+
+
+def ours(**kwargs):
+    cfg = dict(arch='base', img_size=224, patch_size=16, pos_embed='learned', out_type='raw')
+    cfg.update(kwargs)
+    return VisionTransformer(**cfg).eval()
+
+
+def load(model, state_dict, source='auto'):
+    converted, dropped = convert_to_lomar_vit(state_dict, source)
+    model.load_state_dict(converted, strict=True)  # no missing, no unexpected keys
+    return dropped
+
+
+@torch.no_grad()
+def test_timm_vit_base_same_features():
+    import timm
+    torch.manual_seed(0)
+    ref = timm.create_model('vit_base_patch16_224', pretrained=False).eval()
+    sd = ref.state_dict()
+    assert detect_source(sd) == 'timm'
+    model = ours()
+    dropped = load(model, sd)
+    assert sorted(dropped) == ['head.bias', 'head.weight']
+    x = torch.randn(2, 3, 224, 224)
+    torch.testing.assert_close(model(x)[0], ref.forward_features(x), **TOL)
+
+
+@pytest.mark.parametrize('mm_type', ['VisionTransformer', 'MAEViT'])
+@torch.no_grad()
+def test_mmpretrain_vit_same_features_at_224_and_resampled(mm_type):
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    cfg = dict(type=mm_type, arch='b', patch_size=16, out_type='raw')
+    if mm_type == 'VisionTransformer':
+        cfg.update(drop_path_rate=0.)
+    ref = MODELS.build(cfg)
+    ref.init_weights()
+    ref.eval()
+    # a pretraining algorithm checkpoint: backbone.* plus neck/head keys
+    sd = {f'backbone.{k}': v for k, v in ref.state_dict().items()}
+    sd['neck.decoder_pred.weight'] = torch.zeros(3)
+    assert detect_source({'state_dict': sd}) == 'mmpretrain'
+    model = ours()
+    dropped = load(model, {'state_dict': sd})
+    assert dropped == ['neck.decoder_pred.weight']
+    forward = (lambda x: ref(x, mask=None)) if mm_type == 'MAEViT' else ref
+    for size in (224, 320):  # 320: both resample the 14x14 position embedding to 20x20
+        x = torch.randn(2, 3, size, size)
+        torch.testing.assert_close(model(x)[0], forward(x)[0], **TOL)
+
+
+@torch.no_grad()
+def test_mmpretrain_cae_backbone_keys_all_load():
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    ref = MODELS.build(dict(type='CAEPretrainViT', arch='b', patch_size=16,
+                            layer_scale_init_value=0.1, bias='qv_bias'))
+    model = ours(qkv_bias='qv', layer_scale_init_value=0.1)
+    assert load(model, ref.state_dict()) == []
+
+
+def test_official_cae_and_lomar_naming():
+    # official CAE: encoder.* with gamma_1/gamma_2 and q/v biases
+    src = ours(qkv_bias='qv', layer_scale_init_value=0.1, arch=dict(depth=2))
+    sd = {}
+    for k, v in src.state_dict().items():
+        k = k.replace('.ls1.gamma', '.gamma_1').replace('.ls2.gamma', '.gamma_2')
+        sd[f'encoder.{k}'] = v + 1
+    sd['teacher.blocks.0.norm1.weight'] = torch.zeros(1)
+    assert detect_source({'model': sd}) == 'cae'
+    dst = ours(qkv_bias='qv', layer_scale_init_value=0.1, arch=dict(depth=2))
+    assert load(dst, {'model': sd}) == ['teacher.blocks.0.norm1.weight']
+    torch.testing.assert_close(dst.blocks[1].ls2.gamma, src.blocks[1].ls2.gamma + 1)
+    # official LoMaR: timm naming + iRPE tables, pretraining head dropped
+    lomar = ours(rel_pos=True, pos_embed=None, arch=dict(depth=2))
+    sd = dict(lomar.state_dict(), **{'mask_token': torch.zeros(1, 1, 768),
+                                      'decoder_pred.weight': torch.zeros(768, 768)})
+    assert sorted(load(ours(rel_pos=True, pos_embed=None, arch=dict(depth=2)), {'model': sd})) \
+        == ['decoder_pred.weight', 'mask_token']
+
+
+def test_not_a_vit_checkpoint_is_named():
+    with pytest.raises(ValueError, match='is this a ViT checkpoint'):
+        detect_source({'conv1.weight': torch.zeros(1)})
