@@ -1,3 +1,4 @@
+from .cae_pixel_head import CAEPixelHead, CAEPixelLoss
 from .lomar_head import LoMaRHead
 
-__all__ = ['LoMaRHead']
+__all__ = ['LoMaRHead', 'CAEPixelHead', 'CAEPixelLoss']
