@@ -82,3 +82,45 @@ def test_qv_bias_has_no_key_bias():
 def test_unknown_arch_names_choices():
     with pytest.raises(KeyError, match='tiny'):
         VisionTransformer(arch='huge-ish')
+
+
+def test_relative_position_encoding_depends_only_on_offsets():
+    from lomar_transfer.models.backbones.relative_position import product_bucket_ids
+    ids = product_bucket_ids(9, 11, 1, 1.9, 3.8, 15.2)
+    assert ids.shape == (100, 100) and (ids[0] == 49).all() and (ids[:, 0] == 49).all()
+    grid = ids[1:, 1:].view(9, 11, 9, 11)
+    # same offset, same bucket: (0,0)->(2,3) and (5,6)->(7,9)
+    assert grid[0, 0, 2, 3] == grid[5, 6, 7, 9] and grid[4, 4, 4, 4] == 24
+    assert ids.max() == 49  # 7 x 7 product buckets + the class token's
+
+
+def test_relative_position_weights_work_at_any_grid_size():
+    vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8, rel_pos=True, pos_embed=None)
+    for block in vit.blocks:
+        torch.nn.init.normal_(block.attn.rpe_k.lookup_table_weight)
+    shapes = [vit(torch.randn(1, 3, s, s))[0].shape for s in (56, 160)]
+    assert shapes == [(1, 32, 7, 7), (1, 32, 20, 20)]
+    # the encoding matters: zeroing the tables changes the output
+    x = torch.randn(1, 3, 56, 56)
+    with torch.no_grad():
+        before = vit(x)[0]
+        for block in vit.blocks:
+            block.attn.rpe_k.lookup_table_weight.zero_()
+        assert not torch.allclose(before, vit(x)[0])
+
+
+def test_windowed_attention():
+    torch.manual_seed(0)
+    kw = dict(arch=TINY, img_size=32, patch_size=8, with_cls_token=False, rel_pos=True)
+    full = VisionTransformer(**kw).eval()
+    win = VisionTransformer(window_size=4, global_attn_indices=(-1, ), **kw).eval()
+    win.load_state_dict(full.state_dict())
+    assert [b.window_size for b in win.blocks] == [4, 4, 0]
+    with torch.no_grad():
+        x = torch.randn(1, 3, 32, 32)  # 4x4 grid = one window: windowed == global
+        torch.testing.assert_close(win(x)[0], full(x)[0])
+        x = torch.randn(1, 3, 48, 40)  # 6x5 grid, padded to 8x8 windows: differs, same shape
+        assert win(x)[0].shape == full(x)[0].shape == (1, 32, 6, 5)
+        assert not torch.allclose(win(x)[0], full(x)[0])
+    with pytest.raises(ValueError, match='with_cls_token=False'):
+        VisionTransformer(arch=TINY, window_size=4)
