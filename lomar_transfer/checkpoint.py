@@ -90,3 +90,67 @@ def _load_from_local(filename, map_location=None):
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} not found')
     return load_local_checkpoint(filename, map_location)
+
+
+def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=None):
+    """Load a pretrained ViT checkpoint of any supported source into our ``VisionTransformer``.
+
+    Converts the keys (:func:`lomar_transfer.converters.convert_to_lomar_vit`), adapts the
+    position embedding (class token dropped or added, grid resampled), prints what was loaded,
+    missing, ignored and dropped, and refuses (``RuntimeError``) when fewer than ``min_match`` of
+    the model's tensors are found in the checkpoint, or when shapes disagree (another
+    architecture), instead of silently training a random backbone.
+    """
+    from mmengine.logging import print_log
+
+    from .converters import convert_to_lomar_vit
+    from .models.backbones.vision_transformer import resample_abs_pos_embed
+    import os.path as osp
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'pretrained checkpoint {path!r} not found: check the path '
+                                '(model.backbone.pretrained / init_cfg.checkpoint)')
+    try:
+        ckpt = load_local_checkpoint(path, map_location='cpu')
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise RuntimeError(f'cannot read checkpoint {path!r} ({type(e).__name__}: {e}); is it '
+                           'truncated or not a PyTorch checkpoint?') from e
+    state, dropped = convert_to_lomar_vit(ckpt, source)
+    own = model.state_dict()
+    ignored = []
+    if 'pos_embed' in state:
+        pos = state.pop('pos_embed')
+        if 'pos_embed' in own:
+            if pos.shape[1] != own['pos_embed'].shape[1]:
+                grid = pos.shape[1] - 1 if model.num_prefix_tokens == 0 else None
+                if model.num_prefix_tokens == 0 and int(grid**.5)**2 == grid:
+                    pos = pos[:, 1:]  # checkpoint with a class token position, model without
+                pos = resample_abs_pos_embed(pos, model.grid_hw,
+                                             num_prefix_tokens=model.num_prefix_tokens)
+            state['pos_embed'] = pos
+        else:
+            ignored.append('pos_embed (this model computes a fixed sin-cos embedding)')
+    if 'cls_token' in state and 'cls_token' not in own:
+        state.pop('cls_token')
+        ignored.append('cls_token (this model has no class token)')
+    wrong = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+             for k, v in state.items() if k in own and v.shape != own[k].shape]
+    if wrong:
+        raise RuntimeError(f'{path!r} does not fit this ViT (another architecture?): '
+                           f'{len(wrong)} shape mismatches, e.g. {wrong[:3]}')
+    matched = [k for k in own if k in state]
+    if len(matched) < min_match * len(own):
+        raise RuntimeError(
+            f'refusing to load {path!r}: only {len(matched)} of the {len(own)} backbone tensors '
+            f'are in it (after conversion from {source!r}); missing e.g. '
+            f'{[k for k in own if k not in state][:5]}. Is it a ViT checkpoint of this size? '
+            'Pass the right source (timm, mae, lomar, cae, mmpretrain).')
+    result = model.load_state_dict(state, strict=False)
+    lines = [f'loaded {len(matched)}/{len(own)} backbone tensors from {path}']
+    if result.missing_keys:
+        lines.append(f'  missing (kept at init): {result.missing_keys}')
+    if result.unexpected_keys or ignored:
+        lines.append(f'  ignored: {result.unexpected_keys + ignored}')
+    if dropped:
+        lines.append(f'  dropped {len(dropped)} non-backbone keys, e.g. {dropped[:4]}')
+    print_log('\n'.join(lines), logger=logger or 'current')
+    return result

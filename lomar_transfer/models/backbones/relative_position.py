@@ -57,7 +57,9 @@ class ContextualKeyRPE(nn.Module):
         super().__init__()
         self.alpha, self.beta, self.gamma = ratio, 2 * ratio, 8 * ratio
         self.num_prefix_tokens = num_prefix_tokens
-        self.num_buckets = (2 * int(self.beta) + 1)**2 + num_prefix_tokens
+        # +1: the class token's bucket, kept even without a class token so that the table of a
+        # pretraining ViT (with one) loads into a dense-task ViT (without)
+        self.num_buckets = (2 * int(self.beta) + 1)**2 + 1
         # (heads=1: shared, head_dims, buckets), zero-initialised as in the official code
         self.lookup_table_weight = nn.Parameter(torch.zeros(1, head_dims, self.num_buckets))
 

@@ -219,14 +219,24 @@ class VisionTransformer(BaseModule):
         out_type: 'featmap' (B, C, h, w) maps for dense heads, 'cls_token' (B, C),
             'avg_featmap' (B, C) mean of patch tokens, or 'raw' (B, N, C) tokens.
         final_norm: apply the final LayerNorm to the last block's output.
+        pretrained: checkpoint to load in ``init_weights`` (any source of
+            :mod:`lomar_transfer.converters`), with ``pretrained_source`` ('auto' by default).
+            ``init_cfg=dict(type='Pretrained', checkpoint=...)`` is treated the same way.
     """
 
     def __init__(self, arch='base', img_size=224, patch_size=16, in_channels=3,
                  pos_embed='sincos', with_cls_token=True, qkv_bias=True, drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.,
                  rel_pos=False, rel_pos_ratio=1.9, window_size=0, global_attn_indices=(),
-                 out_indices=(-1, ), out_type='featmap', final_norm=True, init_cfg=None):
+                 out_indices=(-1, ), out_type='featmap', final_norm=True, pretrained=None,
+                 pretrained_source='auto', init_cfg=None):
+        if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
+            # our loader converts keys and refuses mismatches; mmengine's would load silently
+            pretrained = init_cfg['checkpoint']
+            pretrained_source = init_cfg.get('source', pretrained_source)
+            init_cfg = None
         super().__init__(init_cfg=init_cfg)
+        self.pretrained, self.pretrained_source = pretrained, pretrained_source
         if isinstance(arch, str):
             if arch not in ARCH_SETTINGS:
                 raise KeyError(f'unknown ViT arch {arch!r}; choose one of {list(ARCH_SETTINGS)} '
@@ -282,8 +292,6 @@ class VisionTransformer(BaseModule):
 
     def init_weights(self):
         super().init_weights()
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
-            return  # weights come from the checkpoint
         # MAE/timm initialisation: xavier on the patch projection seen as a linear layer,
         # truncated normal for linear layers and tokens.
         w = self.patch_embed.proj.weight
@@ -297,8 +305,11 @@ class VisionTransformer(BaseModule):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         for p in (self.cls_token, self.pos_embed):
-            if p is not None:
+            if isinstance(p, nn.Parameter):
                 trunc_normal_(p, std=.02)
+        if self.pretrained:
+            from ...checkpoint import load_pretrained_backbone
+            load_pretrained_backbone(self, self.pretrained, self.pretrained_source)
 
     def abs_pos_embed(self, grid_hw):
         """Absolute position embedding for all tokens of a grid, (1, prefix + h*w, C) or None."""
@@ -328,6 +339,19 @@ class VisionTransformer(BaseModule):
             if i in self.out_indices:
                 outs.append(self._format_output(x, grid_hw))
         return tuple(outs)
+
+    def get_layer_depth(self, param_name, prefix=''):
+        """(layer id, number of layers) for layer-wise lr decay, as mmpretrain's ViTs define it:
+        embeddings are layer 0, block i is layer i + 1, the rest (final norm) layer depth + 1."""
+        num_layers = self.depth + 2
+        if not param_name.startswith(prefix):
+            return num_layers - 1, num_layers  # not part of the backbone: no decay
+        name = param_name[len(prefix):]
+        if name.startswith(('cls_token', 'pos_embed', 'patch_embed', 'mask_token')):
+            return 0, num_layers
+        if name.startswith('blocks.'):
+            return int(name.split('.')[1]) + 1, num_layers
+        return num_layers - 1, num_layers
 
     def _format_output(self, x, grid_hw):
         if self.out_type == 'raw':
