@@ -57,10 +57,11 @@ def logged_losses(work_dir):
 def pretrain(py):
     rows = []
     for method, config in PRETRAIN.items():
-        work_dir = REPO / 'work_dirs' / 'demo' / Path(config).stem
+        # tools/train.py's default work_dir: where the transfer configs look for the checkpoint
+        work_dir = REPO / 'work_dirs' / Path(config).stem
         work_dir.mkdir(parents=True, exist_ok=True)
         t = time.time()
-        run([py, 'tools/train.py', config, '--work-dir', str(work_dir)], work_dir / 'train.log')
+        run([py, 'tools/train.py', config], work_dir / 'train.log')
         losses = logged_losses(work_dir)
         ckpt = (work_dir / 'last_checkpoint').read_text().strip()
         rows.append((method, losses, time.time() - t, ckpt))
@@ -100,7 +101,7 @@ def main():
     for task, config, metrics, secs in rows:
         shown = ', '.join(f'{k}={v:.3f}' for k, v in metrics.items())
         print(f'| {task:27s} | {shown:44s} | {secs:5.0f}s | {config}')
-    print(f'\nall done in {time.time() - t0:.0f}s; logs and checkpoints under work_dirs/demo/')
+    print(f'\nall done in {time.time() - t0:.0f}s; logs and checkpoints under work_dirs/')
 
 
 if __name__ == '__main__':

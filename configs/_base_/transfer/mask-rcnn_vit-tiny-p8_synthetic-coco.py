@@ -1,0 +1,38 @@
+# Mask R-CNN (stock mmdet) on the CPU-sized pretrained ViT, on the embedded mini-COCO, evaluated
+# with CocoMetric (bbox + segm). Per-method configs: configs/{lomar,mae,cae}/mask-rcnn_*.
+_base_ = [
+    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    '../datasets/synthetic_coco_instance.py',
+    'mmdet::_base_/default_runtime.py',
+    './vit-tiny-p8_dense.py',
+]
+custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+
+dims = 128
+num_classes = 5
+model = dict(
+    backbone={{_base_.vit_backbone}},
+    neck=[{{_base_.vit_pyramid}},
+          dict(type='FPN', in_channels=[dims] * 4, out_channels=dims, num_outs=5)],
+    rpn_head=dict(in_channels=dims, feat_channels=dims),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=dims),
+        bbox_head=dict(in_channels=dims, fc_out_channels=256, num_classes=num_classes),
+        mask_roi_extractor=dict(out_channels=dims),
+        mask_head=dict(in_channels=dims, conv_out_channels=dims, num_classes=num_classes)))
+
+max_iters = 300
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = {{_base_.vit_optim_wrapper}}
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=30),
+    dict(type='CosineAnnealingLR', T_max=max_iters - 30, by_epoch=False, begin=30,
+         end=max_iters),
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False,
+                    max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)

@@ -1,0 +1,7 @@
+# Mask R-CNN on the mini-COCO with the LoMaR backbone pretrained by
+# configs/lomar/lomar_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.pretrained).
+_base_ = '../_base_/transfer/mask-rcnn_vit-tiny-p8_synthetic-coco.py'
+
+model = dict(backbone=dict(
+    rel_pos=True, pos_embed=None,
+    pretrained='work_dirs/lomar_vit-tiny-p8_synthetic/iter_100.pth'))

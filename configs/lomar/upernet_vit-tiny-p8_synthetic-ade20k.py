@@ -1,0 +1,7 @@
+# UperNet on the mini-ADE20K with the LoMaR backbone pretrained by
+# configs/lomar/lomar_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.pretrained).
+_base_ = '../_base_/transfer/upernet_vit-tiny-p8_synthetic-ade20k.py'
+
+model = dict(backbone=dict(
+    rel_pos=True, pos_embed=None,
+    pretrained='work_dirs/lomar_vit-tiny-p8_synthetic/iter_100.pth'))

@@ -1,0 +1,3 @@
+from .vit_feature_pyramid import ViTFeaturePyramid
+
+__all__ = ['ViTFeaturePyramid']
