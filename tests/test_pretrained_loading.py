@@ -1,7 +1,10 @@
 """Pretrained weights into the transfer ViT: converted, adapted, reported, or refused."""
+import logging
+
 import pytest
 import torch
 
+from lomar_transfer.checkpoint import load_pretrained_backbone
 from lomar_transfer.models import CAEPretrainViT, VisionTransformer
 
 TINY = dict(embed_dims=32, depth=2, num_heads=2, mlp_hidden_dims=64)
@@ -13,7 +16,7 @@ def save(tmp_path, name, obj):
     return str(path)
 
 
-def test_suite_checkpoint_into_dense_task_vit(tmp_path, capsys):
+def test_suite_checkpoint_into_dense_task_vit(tmp_path):
     """LoMaR pretraining weights (class token, 7x7 windows) into a windowed ViT without class
     token at another input size: everything but the class token loads and the report says so."""
     src = VisionTransformer(arch=TINY, img_size=56, patch_size=8, rel_pos=True, pos_embed=None)
@@ -24,15 +27,20 @@ def test_suite_checkpoint_into_dense_task_vit(tmp_path, capsys):
     sd['head.predictor.weight'] = torch.zeros(3, 3)
     path = save(tmp_path, 'lomar.pth', {'state_dict': sd, 'meta': {}})
     dst = VisionTransformer(arch=TINY, img_size=64, patch_size=8, rel_pos=True, pos_embed=None,
-                            with_cls_token=False, window_size=4, global_attn_indices=(1, ),
-                            pretrained=path)
-    dst.init_weights()
+                            with_cls_token=False, window_size=4, global_attn_indices=(1, ))
+    records = []
+    logger = logging.getLogger('test_pretrained_report')
+    logger.addHandler(logging.Handler())
+    logger.handlers[-1].emit = records.append
+    logger.setLevel(logging.INFO)
+    load_pretrained_backbone(dst, path, logger=logger)
     torch.testing.assert_close(dst.blocks[1].attn.rpe_k.lookup_table_weight,
                                src.blocks[1].attn.rpe_k.lookup_table_weight)
     torch.testing.assert_close(dst.blocks[0].mlp.fc2.weight, src.blocks[0].mlp.fc2.weight)
-    report = capsys.readouterr().out
+    report = '\n'.join(r.getMessage() for r in records)
     assert f'loaded {len(dst.state_dict())}/{len(dst.state_dict())}' in report
     assert 'cls_token (this model has no class token)' in report
+    assert "dropped 1 non-backbone keys, e.g. ['head.predictor.weight']" in report
 
 
 def test_timm_style_checkpoint_pos_embed_resampled(tmp_path):
