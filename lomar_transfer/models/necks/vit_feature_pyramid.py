@@ -15,7 +15,9 @@ class ViTFeaturePyramid(BaseModule):
     One input map: ViTDet's simple feature pyramid (every scale from the last block). As many
     inputs as scales: BEiT/CAE's fpn1-4 (scale i applied to the i-th chosen block, e.g. blocks
     3, 5, 7, 11). Scale 2**k > 1: k stride-2 transposed convolutions (norm + GELU in between);
-    1: identity; 1/2**k: max pooling.
+    1: identity; 1/2**k: max pooling. mmseg's ``Feature2Pyramid`` does the per-block case for
+    scales (4, 2, 1, 0.5) only; this one also takes a single map and any power of two (the
+    stride-8 CPU ViTs need 0.25), and registers where mmdet configs find it.
 
     Args:
         in_channels: channels of the ViT maps (kept).
