@@ -2,8 +2,8 @@
 
 torch >= 2.6 loads with ``weights_only=True`` by default, which refuses mmengine 0.10.7's training
 checkpoints: their ``message_hub`` pickles ``HistoryBuffer`` objects, which hold their statistics
-functions (pickled as ``getattr(HistoryBuffer, 'mean')``), plus numpy arrays. Turning ``weights_only`` off would let any
-checkpoint run code. Instead, a checkpoint that the weights-only loader refuses is read by an
+functions (pickled as ``getattr(HistoryBuffer, 'mean')``), plus numpy arrays. Turning
+``weights_only`` off would let any checkpoint run code. Instead, a checkpoint that the weights-only loader refuses is read by an
 unpickler that allows torch's weights-only globals, numpy arrays/scalars, ``HistoryBuffer`` and
 ``getattr`` restricted to a ``HistoryBuffer``'s statistics methods; anything else is refused with
 an error naming the global.
@@ -11,6 +11,7 @@ an error naming the global.
 Registered as mmengine's loader for local paths when ``lomar_transfer`` is imported, so every
 Runner (mmpretrain, mmdet, mmseg) that uses our ``custom_imports`` can resume and test.
 """
+import os.path as osp
 import pickle
 import types
 
@@ -85,7 +86,6 @@ def load_local_checkpoint(filename, map_location=None):
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def _load_from_local(filename, map_location=None):
-    import os.path as osp
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} not found')
@@ -105,7 +105,6 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
 
     from .converters import convert_to_lomar_vit
     from .models.backbones.vision_transformer import resample_abs_pos_embed
-    import os.path as osp
     if not osp.isfile(path):
         raise FileNotFoundError(f'pretrained checkpoint {path!r} not found: check the path '
                                 '(model.backbone.pretrained / init_cfg.checkpoint)')
@@ -121,8 +120,8 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
         pos = state.pop('pos_embed')
         if 'pos_embed' in own:
             if pos.shape[1] != own['pos_embed'].shape[1]:
-                grid = pos.shape[1] - 1 if model.num_prefix_tokens == 0 else None
-                if model.num_prefix_tokens == 0 and int(grid**.5)**2 == grid:
+                with_cls_position = int((pos.shape[1] - 1)**.5)**2 == pos.shape[1] - 1
+                if model.num_prefix_tokens == 0 and with_cls_position:
                     pos = pos[:, 1:]  # checkpoint with a class token position, model without
                 pos = resample_abs_pos_embed(pos, model.grid_hw,
                                              num_prefix_tokens=model.num_prefix_tokens)

@@ -35,7 +35,4 @@ class CAEPretrainViT(VisionTransformer):
         pos = self.pos_embed[:, self.num_prefix_tokens:].expand(b, -1, -1)
         tokens = (tokens + pos)[~mask].reshape(b, -1, c)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(b, -1, -1)
-        tokens = self.pos_drop(torch.cat([cls, tokens], dim=1))
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens)
+        return self.encode(torch.cat([cls, tokens], dim=1))

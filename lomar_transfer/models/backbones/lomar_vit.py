@@ -84,7 +84,4 @@ class LoMaRViT(VisionTransformer):
         tokens = torch.where(mask.bool()[..., None], self.mask_token.to(tokens.dtype), tokens)
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        tokens = self.pos_drop(tokens)
-        for block in self.blocks:
-            tokens = block(tokens, (k, k))
-        return self.norm(tokens), mask, patch_ids
+        return self.encode(tokens, (k, k)), mask, patch_ids

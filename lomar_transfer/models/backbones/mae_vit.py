@@ -45,7 +45,4 @@ class MAEPretrainViT(VisionTransformer):
         if self.cls_token is not None:
             cls = self.cls_token if pos is None else self.cls_token + pos[:, :1]
             tokens = torch.cat([cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
-        tokens = self.pos_drop(tokens)
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens), mask, ids_restore
+        return self.encode(tokens), mask, ids_restore

@@ -253,9 +253,6 @@ class VisionTransformer(BaseModule):
             raise ValueError(f'unknown out_type {out_type!r}')
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError("out_type='cls_token' needs with_cls_token=True")
-        if window_size and with_cls_token:
-            raise ValueError('windowed attention (window_size > 0) works on the patch grid '
-                             'only: set with_cls_token=False')
         if pos_embed not in ('sincos', 'learned', None):
             raise ValueError(f"pos_embed must be 'sincos', 'learned' or None, got {pos_embed!r}")
         if window_size and with_cls_token:
@@ -339,6 +336,14 @@ class VisionTransformer(BaseModule):
             if i in self.out_indices:
                 outs.append(self._format_output(x, grid_hw))
         return tuple(outs)
+
+    def encode(self, tokens, grid_hw=None):
+        """Dropout, all blocks and the final norm on an assembled token sequence: the encoder
+        path of the pretraining views (MAE's visible patches, CAE's, LoMaR's windows)."""
+        tokens = self.pos_drop(tokens)
+        for block in self.blocks:
+            tokens = block(tokens, grid_hw)
+        return self.norm(tokens)
 
     def get_layer_depth(self, param_name, prefix=''):
         """(layer id, number of layers) for layer-wise lr decay, as mmpretrain's ViTs define it:
