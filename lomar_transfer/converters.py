@@ -119,3 +119,46 @@ def convert_to_lomar_vit(state_dict, source='auto'):
     if source not in CONVERTERS:
         raise KeyError(f'unknown checkpoint source {source!r}; choose one of {list(CONVERTERS)}')
     return CONVERTERS[source](state_dict)
+
+
+def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False):
+    """Our ViT (or any supported checkpoint, converted first) -> timm ``VisionTransformer`` keys.
+
+    Exact for MAE / CAE / timm-style backbones: a fixed sin-cos position embedding becomes timm's
+    ``pos_embed`` for an ``img_size`` input (class-token slot zero, as in official MAE), q/v
+    biases fold into ``qkv.bias`` with a zero k bias, LayerScale keeps its name (``ls1.gamma``).
+    LoMaR's relative position tables have no timm counterpart: refused unless ``drop_rel_pos``
+    (then listed in ``dropped``). Returns ``(timm_state_dict, dropped)``; build the timm model
+    with ``class_token=('cls_token' in sd)``, ``init_values`` set when ``ls1.gamma`` is present.
+    """
+    import torch
+
+    from .models.backbones.vision_transformer import sincos_pos_embed_2d
+    sd, dropped = convert_to_lomar_vit(state_dict)
+    rel = [k for k in sd if k.endswith('rpe_k.lookup_table_weight')]
+    if rel and not drop_rel_pos:
+        raise ValueError(
+            f'the checkpoint has relative position tables ({len(rel)}, LoMaR) that timm\'s '
+            'VisionTransformer cannot hold; pass drop_rel_pos=True (--drop-rel-pos) to export '
+            'without them (the exported model then has no position information)')
+    out = OrderedDict()
+    for key, value in sd.items():
+        if key in rel:
+            dropped.append(key)
+            continue
+        m = re.match(r'^(blocks\.\d+\.attn\.)([qv])_bias$', key)
+        if m:
+            continue  # folded into qkv.bias below
+        out[key] = value
+    for q_key in [k for k in sd if k.endswith('attn.q_bias')]:
+        prefix = q_key[:-len('q_bias')]
+        q, v = sd[q_key], sd[prefix + 'v_bias']
+        out[prefix + 'qkv.bias'] = torch.cat([q, torch.zeros_like(q), v])
+    if 'pos_embed' not in out and not rel:  # fixed sin-cos (MAE / CAE): materialise it
+        weight = out['patch_embed.proj.weight']
+        grid = img_size // weight.shape[-1]
+        emb = sincos_pos_embed_2d((grid, grid), weight.shape[0]).to(weight.dtype)
+        if 'cls_token' in out:
+            emb = torch.cat([emb.new_zeros(1, emb.shape[1]), emb])
+        out['pos_embed'] = emb[None]
+    return out, dropped

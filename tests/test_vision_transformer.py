@@ -124,3 +124,28 @@ def test_windowed_attention():
         assert not torch.allclose(win(x)[0], full(x)[0])
     with pytest.raises(ValueError, match='with_cls_token=False'):
         VisionTransformer(arch=TINY, window_size=4)
+
+
+SMALL_VIT = dict(arch=dict(embed_dims=32, depth=4, num_heads=2, mlp_hidden_dims=64), patch_size=8)
+
+
+def test_frozen_stages_freeze_embeddings_and_first_blocks():
+    vit = VisionTransformer(**SMALL_VIT, frozen_stages=2, drop_path_rate=0.1)
+    vit.train()
+    trainable = {n.split('.')[0] + ('.' + n.split('.')[1] if n.startswith('blocks') else '')
+                 for n, p in vit.named_parameters() if p.requires_grad}
+    assert trainable == {'blocks.2', 'blocks.3', 'norm'}
+    assert not vit.blocks[1].training and vit.blocks[2].training  # frozen blocks stay in eval
+    probe = VisionTransformer(**SMALL_VIT, frozen_stages=4)  # linear probing: nothing trains
+    assert not any(p.requires_grad for p in probe.parameters())
+    with pytest.raises(ValueError, match='exceeds'):
+        VisionTransformer(**SMALL_VIT, frozen_stages=5)
+
+
+def test_out_scales_give_a_pyramid_for_stock_fpn_configs():
+    vit = VisionTransformer(**SMALL_VIT, with_cls_token=False, out_indices=(0, 1, 2, 3),
+                            out_scales=(2, 1, 0.5, 0.25))
+    outs = vit(torch.randn(2, 3, 64, 96))  # stride-8 ViT -> strides 4, 8, 16, 32
+    assert [tuple(o.shape[2:]) for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3)]
+    with pytest.raises(ValueError, match='featmap'):
+        VisionTransformer(**SMALL_VIT, out_type='avg_featmap', out_scales=(2, 1))

@@ -3,7 +3,8 @@
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out metrics.json] [--cfg-options ...]
 
 Prints the metrics (coco/bbox_mAP, coco/segm_mAP, mIoU, accuracy/top1, ...) and optionally writes
-them to a JSON file.
+them to a JSON file. CHECKPOINT ``none`` evaluates the model as the config initialises it (the
+pretrained backbone, untrained heads): the untrained baseline of a transfer config.
 """
 import argparse
 import json
@@ -28,11 +29,15 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
+    untrained = args.checkpoint == 'none'
+    if not untrained and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint file not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
-    cfg.load_from = args.checkpoint
-    metrics = Runner.from_cfg(cfg).test()
+    cfg.load_from = None if untrained else args.checkpoint
+    runner = Runner.from_cfg(cfg)
+    if untrained:
+        runner.model.init_weights()  # the Runner only initialises weights for training
+    metrics = runner.test()
     print(json.dumps(metrics, indent=1))
     if args.out:
         with open(args.out, 'w') as f:

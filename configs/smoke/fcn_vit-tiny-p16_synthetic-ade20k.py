@@ -10,7 +10,7 @@ _base_ = [
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 
 dims = 64
-crop_size = (256, 256)
+crop_size = (192, 192)
 norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN is GPU-only; BN also works on CPU
 model = dict(
     data_preprocessor=dict(size=crop_size),

@@ -5,8 +5,8 @@
 _base_ = 'mmseg::_base_/datasets/ade20k.py'
 
 data_root = 'data/synthetic/ade/ADEChallengeData2016'
-crop_size = (256, 256)
-img_scale = (512, 256)  # synthetic images are 192-320 px per side
+crop_size = (192, 192)
+img_scale = (384, 192)  # synthetic images are 192-320 px per side: CPU-sized
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

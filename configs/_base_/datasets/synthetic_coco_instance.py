@@ -6,7 +6,7 @@ _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 data_root = 'data/synthetic/coco/'
 # Same names/ids as in COCO; lomar_transfer.datasets.synthetic.COCO_CLASSES (a test keeps them equal).
 metainfo = dict(classes=('stop sign', 'sports ball', 'kite', 'frisbee', 'tv'))
-img_scale = (320, 320)  # synthetic images are at most 320 px wide
+img_scale = (192, 192)  # synthetic images are 160-320 px: CPU-sized (objects stay >= 14 px)
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -4,7 +4,7 @@
 _base_ = 'mmpretrain::_base_/datasets/imagenet_bs32.py'
 
 data_root = 'data/synthetic/imagenet'
-img_size = 64
+img_size = 112  # synthetic images are 96-160 px; the CPU pretraining size
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -9,7 +9,7 @@ _base_ = [
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 
 dims = 128
-crop_size = (256, 256)
+crop_size = (192, 192)
 norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN is GPU-only
 model = dict(
     data_preprocessor=dict(size=crop_size),
@@ -20,14 +20,14 @@ model = dict(
     auxiliary_head=dict(in_channels=dims, in_index=2, channels=64, num_classes=150,
                         norm_cfg=norm_cfg))
 
-max_iters = 300
+max_iters = 150
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = {{_base_.vit_optim_wrapper}}
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=30),
-    dict(type='PolyLR', eta_min=0., power=1.0, by_epoch=False, begin=30, end=max_iters),
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=15),
+    dict(type='PolyLR', eta_min=0., power=1.0, by_epoch=False, begin=15, end=max_iters),
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),

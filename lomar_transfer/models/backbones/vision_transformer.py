@@ -15,6 +15,7 @@ from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import MODELS
 from .relative_position import ContextualKeyRPE
+from ..necks.vit_feature_pyramid import ViTFeaturePyramid
 
 # name -> (embed_dims, depth, num_heads, mlp hidden dims)
 ARCH_SETTINGS = {
@@ -219,6 +220,11 @@ class VisionTransformer(BaseModule):
         out_type: 'featmap' (B, C, h, w) maps for dense heads, 'cls_token' (B, C),
             'avg_featmap' (B, C) mean of patch tokens, or 'raw' (B, N, C) tokens.
         final_norm: apply the final LayerNorm to the last block's output.
+        out_scales: rescale the ``featmap`` outputs to a pyramid inside the backbone
+            (:class:`ViTFeaturePyramid`, e.g. (4, 2, 1, 0.5) -> strides 4-32 for ViT/16), so that
+            stock FPN configs (mmdet ``mask-rcnn_r50_fpn``) take the ViT as a drop-in backbone.
+        frozen_stages: freeze (no gradient, eval mode) the embeddings and the first
+            ``frozen_stages`` blocks; ``depth`` freezes the whole backbone (linear probing).
         pretrained: checkpoint to load in ``init_weights`` (any source of
             :mod:`lomar_transfer.converters`), with ``pretrained_source`` ('auto' by default).
             ``init_cfg=dict(type='Pretrained', checkpoint=...)`` is treated the same way.
@@ -228,8 +234,9 @@ class VisionTransformer(BaseModule):
                  pos_embed='sincos', with_cls_token=True, qkv_bias=True, drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.,
                  rel_pos=False, rel_pos_ratio=1.9, window_size=0, global_attn_indices=(),
-                 out_indices=(-1, ), out_type='featmap', final_norm=True, pretrained=None,
-                 pretrained_source='auto', init_cfg=None):
+                 out_indices=(-1, ), out_type='featmap', out_scales=None, final_norm=True,
+                 frozen_stages=-1,
+                 pretrained=None, pretrained_source='auto', init_cfg=None):
         if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
             # our loader converts keys and refuses mismatches; mmengine's would load silently
             pretrained = init_cfg['checkpoint']
@@ -286,6 +293,33 @@ class VisionTransformer(BaseModule):
             for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6) if final_norm else nn.Identity()
+        if out_scales and out_type != 'featmap':
+            raise ValueError("out_scales needs out_type='featmap'")
+        self.pyramid = ViTFeaturePyramid(self.embed_dims, out_scales) if out_scales else None
+        if frozen_stages > self.depth:
+            raise ValueError(f'frozen_stages={frozen_stages} exceeds the {self.depth} blocks')
+        self.frozen_stages = frozen_stages
+        self._freeze_stages()
+
+    def _frozen_modules(self):
+        if self.frozen_stages < 0:
+            return []
+        mods = [self.patch_embed, *self.blocks[:self.frozen_stages]]
+        return mods + [self.norm] if self.frozen_stages == self.depth else mods
+
+    def _freeze_stages(self):
+        for p in (self.cls_token, self.pos_embed):
+            if self.frozen_stages >= 0 and isinstance(p, nn.Parameter):
+                p.requires_grad = False
+        for m in self._frozen_modules():
+            m.eval()
+            for p in m.parameters():
+                p.requires_grad = False
+
+    def train(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()  # frozen blocks keep dropout / drop path off
+        return self
 
     def init_weights(self):
         super().init_weights()
@@ -335,7 +369,7 @@ class VisionTransformer(BaseModule):
                 x = self.norm(x)
             if i in self.out_indices:
                 outs.append(self._format_output(x, grid_hw))
-        return tuple(outs)
+        return self.pyramid(outs) if self.pyramid is not None else tuple(outs)
 
     def encode(self, tokens, grid_hw=None):
         """Dropout, all blocks and the final norm on an assembled token sequence: the encoder

@@ -1,0 +1,21 @@
+# ImageNet fine-tuning of a pretrained ViT-B/16: mmpretrain's MAE recipe
+# (mmpretrain configs/mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py: 100 epochs of 1024
+# images, AdamW lr 2e-3, layer decay 0.65, drop path 0.1, RandAugment, mixup 0.8 / cutmix 1.0,
+# label smoothing 0.1, random erasing) with the backbone swapped for ours (average-pooled patch
+# tokens). Per-method leaves: configs/{lomar,mae,cae}/vit-base-p16_8xb128-coslr-100e_in1k.py.
+_base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
+custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    _delete_=True,
+    type='lomar_transfer.VisionTransformer',
+    arch='base',
+    patch_size=16,
+    img_size=224,
+    drop_path_rate=0.1,
+    out_type='avg_featmap'))
+optim_wrapper = dict(
+    constructor='lomar_transfer.LayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.65, custom_keys={
+        k: dict(decay_mult=0.)
+        for k in ('norm', 'bias', 'cls_token', 'pos_embed', 'lookup_table_weight')}))

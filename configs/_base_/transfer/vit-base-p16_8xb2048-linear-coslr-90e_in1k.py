@@ -1,0 +1,17 @@
+# ImageNet linear probing of a pretrained ViT-B/16: mmpretrain's MAE protocol
+# (mmpretrain configs/mae/benchmarks/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py: frozen
+# backbone, BatchNorm without affine + linear classifier, LARS lr 6.4 for 16384 images, 90 epochs)
+# with the backbone swapped for ours. Features are the average-pooled patch tokens for every
+# method (LoMaR has no image-level class token). Per-method leaves:
+# configs/{lomar,mae,cae}/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py.
+_base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py'
+custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+
+model = dict(backbone=dict(
+    _delete_=True,
+    type='lomar_transfer.VisionTransformer',
+    arch='base',
+    patch_size=16,
+    img_size=224,
+    frozen_stages=12,
+    out_type='avg_featmap'))

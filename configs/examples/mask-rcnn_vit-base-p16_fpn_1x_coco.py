@@ -1,0 +1,22 @@
+# mmdet's stock Mask R-CNN R-50-FPN 1x config with a pretrained ViT-B/16 of this suite as its
+# backbone. Only `custom_imports`, `model.backbone` and the FPN's `in_channels` change: the ViT
+# returns the blocks 4/6/8/12 rescaled to strides 4-32 (`out_scales`), the pyramid that FPN and
+# the heads expect from a ResNet. The tuned ViT recipes are configs/{lomar,mae,cae}/mask-rcnn_*.
+_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='lomar_transfer.VisionTransformer',
+        arch='base',
+        patch_size=16,
+        pos_embed='sincos',  # MAE / CAE; LoMaR: pos_embed=None, rel_pos=True
+        with_cls_token=False,
+        window_size=14,
+        global_attn_indices=(2, 5, 8, 11),
+        drop_path_rate=0.1,
+        out_indices=(3, 5, 7, 11),
+        out_scales=(4, 2, 1, 0.5),
+        pretrained='checkpoints/mae_pretrain_vit_base.pth'),  # any supported source
+    neck=dict(in_channels=[768] * 4))

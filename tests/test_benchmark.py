@@ -1,0 +1,97 @@
+"""The suite end to end through tools/benchmark.py (tools/train.py + tools/test.py per stage):
+each method's synthetic pretraining checkpoint -> Mask R-CNN (CocoMetric APbox/APmask) ->
+UperNet (IoUMetric mIoU) -> ImageNet fine-tune and linear probe (top-1); results table, CSV,
+JSON and plots; a second run skips every finished stage."""
+import csv
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from lomar_transfer import benchmark as bm
+from lomar_transfer.datasets.synthetic import make_all
+
+STAGES = ['pretrain', 'coco', 'ade', 'finetune', 'linear']
+
+
+def run_suite(cwd, *extra):
+    cmd = [sys.executable, str(REPO / 'tools/benchmark.py'), '--work-dir', 'wd', '--stages',
+           *STAGES, *extra, '--cfg-options', 'train_cfg.max_iters=2',
+           'default_hooks.logger.interval=1']
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    return out.stdout
+
+
+@pytest.fixture(scope='module')
+def suite(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp('suite')
+    # the configs read data/synthetic relative to the working directory: a small copy here
+    make_all(cwd / 'data/synthetic', seed=0, coco=dict(num_train=8, num_val=4),
+             ade20k=dict(num_train=6, num_val=4),
+             imagenet=dict(num_train_per_class=3, num_val_per_class=2))
+    return cwd, run_suite(cwd)
+
+
+def test_every_method_goes_through_every_stage(suite):
+    cwd, stdout = suite
+    wd = cwd / 'wd'
+    results = json.loads((wd / 'results.json').read_text())
+    assert [r['method'] for r in results['rows']] == list(bm.METHODS)
+    for row in results['rows']:
+        method = row['method']
+        assert set(row['stages']) == set(STAGES)
+        for header in ('APbox', 'APmask', 'mIoU', 'top-1 ft', 'top-1 lin'):
+            assert 0 <= row['metrics'][header] <= 100
+            assert 0 <= row['metrics'][header + ' (untrained)'] <= 100
+        coco = row['stages']['coco']['metrics']
+        assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(coco)
+        # every transfer stage started from this method's own pretraining checkpoint, fully
+        pre_ckpt = row['stages']['pretrain']['checkpoint']
+        assert pre_ckpt.endswith(f'wd/{method}/pretrain/iter_2.pth')
+        for stage in STAGES[1:]:
+            assert row['stages'][stage]['pretrained'] == pre_ckpt
+            log = (wd / method / stage / 'train.log').read_text()
+            n, total = re.search(r'loaded (\d+)/(\d+) backbone tensors from (\S+)', log).groups()[:2]
+            assert n == total and f'from {pre_ckpt}' in log
+        assert len(row['stages']['pretrain']['losses']) == 2
+    table = (wd / 'results.md').read_text()
+    assert re.search(r'\| lomar \| [\d.]+ \([\d.]+\) \|', table)
+    assert '| mae (paper) | 50.3 | 44.9 | 48.1 | 83.6 |' in table
+    rows = list(csv.DictReader(open(wd / 'results.csv')))
+    assert [r['method'] for r in rows] == list(bm.METHODS) and 'APmask' in rows[0]
+    for png in ('loss_curves.png', 'metrics.png'):
+        assert (wd / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert 'stage 15/15' in stdout and 'train 2/2' in stdout  # live progress
+
+
+def test_second_run_skips_finished_stages(suite):
+    cwd, _ = suite
+    ckpt = cwd / 'wd/mae/coco/iter_2.pth'
+    before = ckpt.stat().st_mtime_ns
+    stdout = run_suite(cwd, '--methods', 'mae')
+    assert stdout.count('complete, skipped') == len(STAGES)
+    assert 'training:' not in stdout and ckpt.stat().st_mtime_ns == before
+
+
+def test_external_checkpoint_needs_one_method(tmp_path):
+    ckpt = tmp_path / 'x.pth'
+    ckpt.write_bytes(b'')
+    out = subprocess.run([sys.executable, str(REPO / 'tools/benchmark.py'), '--pretrained',
+                          str(ckpt)], capture_output=True, text=True)
+    assert out.returncode == 2 and 'exactly one --methods' in out.stderr
+
+
+def test_paper_profile_without_gpu_prints_launch_commands(tmp_path):
+    out = subprocess.run([sys.executable, str(REPO / 'tools/benchmark.py'), '--profile',
+                          'paper', '--gpus', '0', '--methods', 'lomar'], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith('tools/dist_train.sh')]
+    assert lines[0].startswith('tools/dist_train.sh configs/lomar/lomar_vit-base-p16_8xb512')
+    assert 'configs/lomar/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py 16' in lines[1]
+    assert 'model.backbone.pretrained=work_dirs/benchmark/lomar/pretrain/' in lines[1]
+    assert not (tmp_path / 'work_dirs').exists()  # nothing was started
