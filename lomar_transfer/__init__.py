@@ -5,6 +5,7 @@ which is all ``custom_imports=dict(imports=['lomar_transfer'])`` needs: the modu
 into them are imported lazily through the registries' ``locations``.
 """
 from . import checkpoint  # noqa: F401  (registers the safe local checkpoint loader)
-from .registry import DATASETS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, TRANSFORMS  # noqa: F401
+from .registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: F401
+                       TRANSFORMS)
 
 __version__ = '0.1.0'

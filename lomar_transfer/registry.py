@@ -5,6 +5,7 @@ same roots (mmpretrain, mmdet, mmseg) builds our components as ``type='lomar_tra
 ``locations`` lets a registry import the modules that fill it the first time it is searched.
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
@@ -19,6 +20,7 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE,
                     locations=['lomar_transfer.datasets'])
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
                       locations=['lomar_transfer.datasets'])
+HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope=SCOPE, locations=['lomar_transfer.engine'])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
                                       parent=MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS, scope=SCOPE,
                                       locations=['lomar_transfer.engine'])

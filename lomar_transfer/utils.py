@@ -1,4 +1,5 @@
 """Small runtime helpers shared by the tools."""
+import difflib
 import os
 import os.path as osp
 
@@ -22,15 +23,52 @@ def setup_cpu_distributed(cfg):
     cfg.setdefault('model_wrapper_cfg', dict(type='MMDistributedDataParallel', device_ids=None))
 
 
+def check_cfg_options(cfg, options):
+    """Refuse ``--cfg-options`` keys that the config does not have (typos would otherwise be
+    added silently and ignored). A new key is allowed inside a component built from ``type``
+    (e.g. ``model.backbone.with_cp``): the component's class then checks it."""
+    for key in options:
+        node, parts = cfg._cfg_dict if isinstance(cfg, Config) else cfg, key.split('.')
+        for i, part in enumerate(parts):
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+                continue
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+                continue
+            if isinstance(node, dict) and 'type' in node and i == len(parts) - 1:
+                break  # a new argument of a registered component
+            where = '.'.join(parts[:i]) or 'the config'
+            choices = list(node) if isinstance(node, dict) else []
+            close = difflib.get_close_matches(part, choices, n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+            raise SystemExit(f'--cfg-options {key}: {where} has no key {part!r}{hint}')
+
+
 def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     """Config for tools/train.py and tools/test.py: overrides, work_dir, launcher set up."""
     if not osp.isfile(path):
         raise SystemExit(f'config file not found: {path}')
     cfg = Config.fromfile(path)
+    check_cfg_options(cfg, cfg_options or {})
     cfg.merge_from_dict(cfg_options or {})
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(path))[0])
     cfg.launcher = launcher
     if launcher != 'none':
         setup_cpu_distributed(cfg)
+    return cfg
+
+
+def add_safety_hooks(cfg):
+    """Every training run: atomic checkpoints, exact resume, stop on a NaN / inf loss."""
+    ckpt = cfg.get('default_hooks', {}).get('checkpoint')
+    if ckpt is not None and ckpt.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
+        ckpt['type'] = 'lomar_transfer.AtomicCheckpointHook'
+    hooks = list(cfg.get('custom_hooks', []))
+    have = {h.get('type') for h in hooks}
+    for name in ('lomar_transfer.ExactResumeHook', 'lomar_transfer.FiniteLossHook'):
+        if name not in have:
+            hooks.append(dict(type=name))
+    cfg.custom_hooks = hooks
     return cfg

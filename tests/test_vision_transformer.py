@@ -149,3 +149,17 @@ def test_out_scales_give_a_pyramid_for_stock_fpn_configs():
     assert [tuple(o.shape[2:]) for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3)]
     with pytest.raises(ValueError, match='featmap'):
         VisionTransformer(**SMALL_VIT, out_type='avg_featmap', out_scales=(2, 1))
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    plain = VisionTransformer(**SMALL_VIT, rel_pos=True, pos_embed=None)
+    ckpt = VisionTransformer(**SMALL_VIT, rel_pos=True, pos_embed=None, with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    grads = []
+    for m in (plain, ckpt):
+        m.train()
+        m(x)[0].square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0

@@ -13,6 +13,7 @@ import os.path as osp
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+from lomar_transfer.datasets.checks import DataError, check_data
 from lomar_transfer.utils import load_config
 
 
@@ -34,6 +35,10 @@ def main():
         raise SystemExit(f'checkpoint file not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = None if untrained else args.checkpoint
+    try:
+        check_data(cfg, ('test_dataloader', ))
+    except DataError as e:
+        raise SystemExit(f'error: {e}')
     runner = Runner.from_cfg(cfg)
     if untrained:
         runner.model.init_weights()  # the Runner only initialises weights for training

@@ -8,7 +8,9 @@ import os
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from lomar_transfer.utils import load_config
+from lomar_transfer.datasets.checks import DataError, check_data
+from lomar_transfer.engine import NonFiniteLossError
+from lomar_transfer.utils import add_safety_hooks, load_config
 
 
 def parse_args():
@@ -26,8 +28,16 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.resume = args.resume
+    try:
+        check_data(cfg, ('train_dataloader', 'val_dataloader'))
+    except DataError as e:
+        raise SystemExit(f'error: {e}')
+    add_safety_hooks(cfg)  # atomic checkpoints, exact resume, stop on NaN / inf loss
     os.makedirs(cfg.work_dir, exist_ok=True)
-    Runner.from_cfg(cfg).train()
+    try:
+        Runner.from_cfg(cfg).train()
+    except NonFiniteLossError as e:
+        raise SystemExit(f'error: {e}')
 
 
 if __name__ == '__main__':

@@ -1,3 +1,6 @@
+from .checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend, atomic_write
+from .hooks import ExactResumeHook, FiniteLossHook, NonFiniteLossError
 from .layer_decay import LayerDecayOptimWrapperConstructor
 
-__all__ = ['LayerDecayOptimWrapperConstructor']
+__all__ = ['AtomicCheckpointHook', 'AtomicLocalBackend', 'ExactResumeHook', 'FiniteLossHook',
+           'LayerDecayOptimWrapperConstructor', 'NonFiniteLossError', 'atomic_write']

@@ -20,6 +20,9 @@ class MAEPretrainViT(VisionTransformer):
         if kwargs.get('rel_pos') or kwargs.get('window_size'):
             raise ValueError('MAE encodes a random subset of patches: relative position '
                              'encoding and windowed attention do not apply')
+        if not 0 < mask_ratio < 1:
+            raise ValueError(f'mask_ratio={mask_ratio} must lie in (0, 1): the share of patches '
+                             'hidden from the encoder (MAE: 0.75)')
         self.mask_ratio = mask_ratio
 
     def random_masking(self, x):

@@ -9,6 +9,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
@@ -223,6 +224,8 @@ class VisionTransformer(BaseModule):
         out_scales: rescale the ``featmap`` outputs to a pyramid inside the backbone
             (:class:`ViTFeaturePyramid`, e.g. (4, 2, 1, 0.5) -> strides 4-32 for ViT/16), so that
             stock FPN configs (mmdet ``mask-rcnn_r50_fpn``) take the ViT as a drop-in backbone.
+        with_cp: activation checkpointing of every block while training (recompute in the
+            backward pass instead of storing activations: less memory, ~1/3 more compute).
         frozen_stages: freeze (no gradient, eval mode) the embeddings and the first
             ``frozen_stages`` blocks; ``depth`` freezes the whole backbone (linear probing).
         pretrained: checkpoint to load in ``init_weights`` (any source of
@@ -235,7 +238,7 @@ class VisionTransformer(BaseModule):
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.,
                  rel_pos=False, rel_pos_ratio=1.9, window_size=0, global_attn_indices=(),
                  out_indices=(-1, ), out_type='featmap', out_scales=None, final_norm=True,
-                 frozen_stages=-1,
+                 with_cp=False, frozen_stages=-1,
                  pretrained=None, pretrained_source='auto', init_cfg=None):
         if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
             # our loader converts keys and refuses mismatches; mmengine's would load silently
@@ -293,6 +296,7 @@ class VisionTransformer(BaseModule):
             for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6) if final_norm else nn.Identity()
+        self.with_cp = with_cp
         if out_scales and out_type != 'featmap':
             raise ValueError("out_scales needs out_type='featmap'")
         self.pyramid = ViTFeaturePyramid(self.embed_dims, out_scales) if out_scales else None
@@ -364,7 +368,7 @@ class VisionTransformer(BaseModule):
         x = self.pos_drop(x)
         outs = []
         for i, block in enumerate(self.blocks):
-            x = block(x, grid_hw)
+            x = self._run_block(block, x, grid_hw)
             if i == self.depth - 1:
                 x = self.norm(x)
             if i in self.out_indices:
@@ -376,8 +380,13 @@ class VisionTransformer(BaseModule):
         path of the pretraining views (MAE's visible patches, CAE's, LoMaR's windows)."""
         tokens = self.pos_drop(tokens)
         for block in self.blocks:
-            tokens = block(tokens, grid_hw)
+            tokens = self._run_block(block, tokens, grid_hw)
         return self.norm(tokens)
+
+    def _run_block(self, block, x, grid_hw):
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return checkpoint(block, x, grid_hw, use_reentrant=False)
+        return block(x, grid_hw)
 
     def get_layer_depth(self, param_name, prefix=''):
         """(layer id, number of layers) for layer-wise lr decay, as mmpretrain's ViTs define it:
