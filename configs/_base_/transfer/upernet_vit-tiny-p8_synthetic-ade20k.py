@@ -20,7 +20,7 @@ model = dict(
     auxiliary_head=dict(in_channels=dims, in_index=2, channels=64, num_classes=150,
                         norm_cfg=norm_cfg))
 
-max_iters = 150
+max_iters = 120
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
