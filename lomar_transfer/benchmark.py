@@ -13,7 +13,7 @@ from pathlib import Path
 METHODS = ('lomar', 'mae', 'cae')
 # 'scratch': the MAE-shaped backbone from random initialisation, a no-pretraining baseline
 BASELINES = ('scratch', )
-STAGES = ('pretrain', 'coco', 'ade', 'finetune', 'linear')
+STAGES = ('pretrain', 'coco', 'ade', 'finetune', 'linear', 'maect')
 DEFAULT_STAGES = ('pretrain', 'coco', 'ade')
 
 # stage -> (config file name per profile, metrics reported, GPUs of the paper recipe)
@@ -37,6 +37,11 @@ STAGE_CONFIGS = {
     'linear': dict(synthetic='vit-tiny-p8_linear_synthetic-imagenet.py',
                    paper='vit-base-p16_8xb2048-linear-coslr-90e_in1k.py', gpus=8,
                    metrics=('accuracy/top1', )),
+    # MAE-CT tuning (configs/maect/), then frozen-feature evaluation (tools/feature_eval.py with
+    # the method's linear-probe config) of the pretrained and of the tuned backbone
+    'maect': dict(synthetic='maect-{m}_vit-tiny-p8_synthetic.py',
+                  paper='maect-{m}_vit-base-p16_8xb256-coslr-30e_in1k.py', gpus=8,
+                  metrics=('knn/top1', 'linear/top1', 'lowshot1/top1', 'cluster/acc')),
 }
 # Table columns: (stage, metric key, header, scale to the usual percent/AP x 100 convention)
 COLUMNS = (
@@ -45,6 +50,10 @@ COLUMNS = (
     ('ade', 'mIoU', 'mIoU', 1.),
     ('finetune', 'accuracy/top1', 'top-1 ft', 1.),
     ('linear', 'accuracy/top1', 'top-1 lin', 1.),
+    ('maect', 'knn/top1', 'k-NN (CT)', 1.),
+    ('maect', 'linear/top1', 'feat. lin. (CT)', 1.),
+    ('maect', 'lowshot1/top1', '1-shot (CT)', 1.),
+    ('maect', 'cluster/acc', 'cluster (CT)', 1.),
 )
 
 # Published ViT-B/16 results of the full recipes, in the units of COLUMNS. Sources: the papers,
@@ -66,7 +75,7 @@ def config_path(repo, profile, method, stage):
     spec = STAGE_CONFIGS[stage][profile]
     cfg_method = 'mae' if method == 'scratch' else method
     name = spec[cfg_method] if isinstance(spec, dict) else spec.format(m=cfg_method)
-    return Path(repo) / 'configs' / cfg_method / name
+    return Path(repo) / 'configs' / ('maect' if stage == 'maect' else cfg_method) / name
 
 
 def write_json_atomic(path, obj):
@@ -123,8 +132,10 @@ def write_results(work_dir, rows, stages, profile):
     work_dir = Path(work_dir)
     headers = [h for s, _, h, _ in COLUMNS if s in stages]
     md = [f'Transfer results ({profile} profile). Metrics: COCO AP x 100 (CocoMetric), '
-          'ADE20K mIoU (IoUMetric), ImageNet top-1 (Accuracy). In brackets: the model before '
-          'transfer training (pretrained backbone, untrained heads).', '']
+          'ADE20K mIoU (IoUMetric), ImageNet top-1 (Accuracy), MAE-CT (CT) frozen-feature '
+          'k-NN / linear / 1-shot / clustering accuracy. In brackets: the model before transfer '
+          'training (pretrained backbone, untrained heads), for CT the backbone before tuning.',
+          '']
     cols = ['method'] + headers + (['pretrain loss (first -> last)'] if 'pretrain' in stages
                                    else []) + ['time']
     md += ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]

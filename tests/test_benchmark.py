@@ -1,6 +1,7 @@
 """The suite end to end through tools/benchmark.py (tools/train.py + tools/test.py per stage):
 each method's synthetic pretraining checkpoint -> Mask R-CNN (CocoMetric APbox/APmask) ->
-UperNet (IoUMetric mIoU) -> ImageNet fine-tune and linear probe (top-1); results table, CSV,
+UperNet (IoUMetric mIoU) -> ImageNet fine-tune and linear probe (top-1) -> MAE-CT tuning
+(frozen-feature k-NN / linear / low-shot / clustering before and after); results table, CSV,
 JSON and plots; a second run skips every finished stage."""
 import csv
 import json
@@ -14,7 +15,7 @@ from conftest import REPO
 from lomar_transfer import benchmark as bm
 from lomar_transfer.datasets.synthetic import make_all
 
-STAGES = ['pretrain', 'coco', 'ade', 'finetune', 'linear']
+STAGES = ['pretrain', 'coco', 'ade', 'finetune', 'linear', 'maect']
 
 
 def run_suite(cwd, *extra):
@@ -44,7 +45,8 @@ def test_every_method_goes_through_every_stage(suite):
     for row in results['rows']:
         method = row['method']
         assert set(row['stages']) == set(STAGES)
-        for header in ('APbox', 'APmask', 'mIoU', 'top-1 ft', 'top-1 lin'):
+        for header in ('APbox', 'APmask', 'mIoU', 'top-1 ft', 'top-1 lin', 'k-NN (CT)',
+                       'feat. lin. (CT)', '1-shot (CT)', 'cluster (CT)'):
             assert 0 <= row['metrics'][header] <= 100
             assert 0 <= row['metrics'][header + ' (untrained)'] <= 100
         coco = row['stages']['coco']['metrics']
@@ -65,7 +67,7 @@ def test_every_method_goes_through_every_stage(suite):
     assert [r['method'] for r in rows] == list(bm.METHODS) and 'APmask' in rows[0]
     for png in ('loss_curves.png', 'metrics.png'):
         assert (wd / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    assert 'stage 15/15' in stdout and 'train 2/2' in stdout  # live progress
+    assert 'stage 18/18' in stdout and 'train 2/2' in stdout  # live progress
 
 
 def test_second_run_skips_finished_stages(suite):

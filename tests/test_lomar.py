@@ -73,3 +73,14 @@ def test_loss_ignores_visible_patches():
     grad_norm = pred.grad.abs().sum(-1)  # per patch
     assert (grad_norm[mask == 0] == 0).all()
     assert (grad_norm[mask == 1] > 0).all()
+
+
+def test_window_targets_equal_mmpretrain_targets_of_the_same_patches():
+    from lomar_transfer.models import LoMaRHead
+    head = LoMaRHead(in_channels=32, patch_size=8,
+                     loss=dict(type='mmpretrain.PixelReconstructionLoss', criterion='L2'))
+    img = torch.randn(3, 3, 48, 48)  # mmpretrain's patchify takes square images only
+    ids = torch.randint(0, 36, (3, 2, 9))
+    full = head.construct_target(img)  # every patch, mmpretrain's MAE target
+    expected = full[torch.arange(3)[:, None], ids.flatten(1)]
+    torch.testing.assert_close(head.window_targets(img, ids), expected)

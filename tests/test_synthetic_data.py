@@ -95,7 +95,7 @@ def test_coco_loads_through_stock_mmdet_dataset(synthetic_root):
     inst = sample['data_samples'].gt_instances
     assert len(inst) > 0 and inst.masks.masks.shape[0] == len(inst)
     assert 0 <= int(inst.labels.min()) and int(inst.labels.max()) < len(synthetic.COCO_CLASSES)
-    assert max(sample['inputs'].shape[1:]) == 320  # stock Resize to the configured scale
+    assert max(sample['inputs'].shape[1:]) == max(cfg.img_scale)  # stock Resize to the scale
     ignored = sum(int(ds[i]['data_samples'].ignored_instances.bboxes.shape[0] > 0)
                   for i in range(len(ds)))
     assert ignored > 0  # crowd annotations become ignored instances
@@ -197,7 +197,7 @@ def test_imagenet_loads_through_stock_mmpretrain_datasets(synthetic_root):
     assert len(train.CLASSES) == 1000
     assert sorted(set(train.get_gt_labels().tolist())) == list(range(10))
     assert sorted(set(val.get_gt_labels().tolist())) == list(range(10))
-    assert train[0]['inputs'].shape == (3, 64, 64)
+    assert train[0]['inputs'].shape == (3, cfg.img_size, cfg.img_size)
     # The class-folder layout alone also works (CustomDataset infers classes from folders).
     folders = DATASETS.build(dict(type='CustomDataset', data_root=str(synthetic_root / 'imagenet'),
                                   data_prefix='train', pipeline=[]))

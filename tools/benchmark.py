@@ -74,8 +74,9 @@ class Suite:
         self.work_dir = Path(args.work_dir).resolve()
         self.py = sys.executable
         self.gpus = gpu_count(args.gpus)
+        # no pretraining to tune for the random-init baseline
         self.jobs = [(m, s) for m in args.methods for s in args.stages
-                     if not (m == 'scratch' and s == 'pretrain')]
+                     if not (m == 'scratch' and s in ('pretrain', 'maect'))]
 
     # ------------------------------------------------------------------ one stage
     def train_cmd(self, config, stage_dir, options):
@@ -90,6 +91,15 @@ class Suite:
         opts = ['--cfg-options', *options] if options else []
         return [self.py, str(REPO / 'tools/test.py'), str(config), str(ckpt), '--work-dir',
                 str(stage_dir), '--out', str(out), *opts]
+
+    def eval_cmd(self, method, stage, config, ckpt, stage_dir, out, options):
+        """tools/test.py on the stage's config; for MAE-CT tools/feature_eval.py (k-NN, linear,
+        low-shot, clustering) with the method's linear-probe config."""
+        if stage != 'maect':
+            return self.test_cmd(config, ckpt, stage_dir, out, options)
+        eval_config = bm.config_path(REPO, self.args.profile, method, 'linear')
+        return [self.py, str(REPO / 'tools/feature_eval.py'), str(eval_config), str(ckpt),
+                '--out', str(out)]
 
     def run(self, cmd, log, label):
         """Run a command, full output to ``log``, live progress lines to the console."""
@@ -124,25 +134,27 @@ class Suite:
             return done
         stage_dir.mkdir(parents=True, exist_ok=True)
         config = bm.config_path(REPO, self.args.profile, method, stage)
-        options = list(self.args.cfg_options)
+        eval_options = list(self.args.cfg_options)
         if stage != 'pretrain':
-            # evaluation once, by tools/test.py on the final checkpoint
-            options += [f'model.backbone.pretrained={pretrained}', 'val_cfg=None',
-                        'val_dataloader=None', 'val_evaluator=None']
+            eval_options.append(f'model.backbone.pretrained={pretrained}')
+        train_options = list(eval_options)
+        if stage not in ('pretrain', 'maect'):  # evaluated once, after training
+            train_options += ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
         t0 = time.time()
         result = dict(method=method, stage=stage, config=str(config.relative_to(REPO)),
                       pretrained=pretrained)
         if stage != 'pretrain' and not self.args.no_untrained:
             out = stage_dir / 'untrained.json'
             if not out.exists():
-                print(f'[{label}] evaluating the untrained model', flush=True)
-                self.run(self.test_cmd(config, 'none', stage_dir, out, options[:-3]),
-                         stage_dir / 'untrained.log', label)
+                print(f'[{label}] evaluating the model before training', flush=True)
+                before = pretrained if stage == 'maect' else 'none'
+                self.run(self.eval_cmd(method, stage, config, before, stage_dir, out,
+                                       eval_options), stage_dir / 'untrained.log', label)
             result['untrained'] = json.loads(out.read_text())
         resume = (stage_dir / 'last_checkpoint').exists()
         print(f'[{label}] {"resuming" if resume else "training"}: {result["config"]}',
               flush=True)
-        cmd = self.train_cmd(config, stage_dir, options)
+        cmd = self.train_cmd(config, stage_dir, train_options)
         self.run(cmd + (['--resume'] if resume else []), stage_dir / 'train.log', label)
         ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
         result['checkpoint'] = ckpt
@@ -151,7 +163,7 @@ class Suite:
             result['losses'] = [curve[0][1], curve[-1][1]] if curve else None
         else:
             out = stage_dir / 'metrics.json'
-            self.run(self.test_cmd(config, ckpt, stage_dir, out, options[:-3]),
+            self.run(self.eval_cmd(method, stage, config, ckpt, stage_dir, out, eval_options),
                      stage_dir / 'test.log', label)
             result['metrics'] = json.loads(out.read_text())
         result['seconds'] = round(time.time() - t0, 1)

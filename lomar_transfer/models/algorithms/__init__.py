@@ -1,3 +1,4 @@
+from .maect import MAECT
 from .lomar import LoMaR
 
-__all__ = ['LoMaR']
+__all__ = ['MAECT', 'LoMaR']

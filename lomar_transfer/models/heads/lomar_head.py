@@ -32,9 +32,23 @@ class LoMaRHead(MAEPretrainHead):
         """(N, prefix + K*K, C) -> (N, K*K, p*p*3) pixel predictions."""
         return self.predictor(latent[:, self.num_prefix_tokens:])
 
+    def window_targets(self, img, patch_ids):
+        """Pixels of the window patches only, (B, W*K*K, p*p*3) in MAE's patchify order, each
+        normalised over its pixels with ``norm_pix`` (as ``construct_target`` does for all
+        patches): the rest of the image is never copied."""
+        b, c, hh, ww = img.shape
+        p = self.patch_size
+        h, w = hh // p, ww // p
+        patches = img[:, :, :h * p, :w * p].reshape(b, c, h, p, w, p).permute(0, 2, 4, 3, 5, 1)
+        target = patches.flatten(1, 2)[torch.arange(b, device=img.device)[:, None],
+                                       patch_ids.flatten(1)].flatten(2)
+        if self.norm_pix:
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.e-6)**.5
+        return target
+
     def loss(self, pred, img, mask, patch_ids):
         """pred: (B*W, K*K, D); img: (B, 3, H, W); mask: (B*W, K*K); patch_ids: (B, W, K*K)."""
-        target = self.construct_target(img)  # (B, h*w, D), normalised per patch
-        b = img.shape[0]
-        target = target[torch.arange(b, device=img.device)[:, None], patch_ids.flatten(1)]
+        target = self.window_targets(img, patch_ids)
         return self.loss_module(pred, target.view_as(pred), mask)

@@ -1,0 +1,72 @@
+# MAE-CT contrastive tuning (arXiv 2304.10520) of the CPU-sized MAE backbone of
+# configs/mae/mae_vit-tiny-p8_synthetic.py on the embedded mini-ImageNet (no labels): the two
+# lower blocks frozen, the top two tuned with NNCLR (projector -> predictor, nearest neighbour
+# from a support queue, InfoNCE), crop + flip only. Evaluate with tools/feature_eval.py
+# (k-NN, linear / low-shot probe, clustering) before and after. Other sources: maect-{lomar,cae}_*.
+_base_ = [
+    '../_base_/datasets/synthetic_imagenet.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+
+dims, proj_dims = 128, 128
+model = dict(
+    type='lomar_transfer.MAECT',
+    data_preprocessor=dict(
+        type='mmpretrain.SelfSupDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        to_rgb=True),
+    backbone=dict(
+        type='lomar_transfer.VisionTransformer',
+        arch=dict(embed_dims=dims, depth=4, num_heads=4, mlp_hidden_dims=4 * dims),
+        patch_size=8,
+        img_size=112,
+        pos_embed='sincos',
+        out_type='avg_featmap',
+        frozen_stages=2,  # tune the top half
+        pretrained='work_dirs/mae_vit-tiny-p8_synthetic/iter_100.pth'),
+    neck=dict(  # projector: 3-layer MLP with BN (NNCLR)
+        type='mmpretrain.NonLinearNeck', in_channels=dims, hid_channels=4 * proj_dims,
+        out_channels=proj_dims, num_layers=3, with_avg_pool=False, norm_cfg=dict(type='BN1d')),
+    head=dict(
+        type='lomar_transfer.NNCLRHead',
+        feat_dims=proj_dims,
+        queue_size=1024,  # a few times the 200-image dataset's batches
+        temperature=0.1,
+        predictor=dict(
+            type='mmpretrain.NonLinearNeck', in_channels=proj_dims, hid_channels=4 * proj_dims,
+            out_channels=proj_dims, num_layers=2, with_avg_pool=False, with_last_bn=False,
+            norm_cfg=dict(type='BN1d'))))
+
+view = [
+    dict(type='RandomResizedCrop', scale=112, crop_ratio_range=(0.25, 1.0), backend='pillow',
+         interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5),
+]
+train_dataloader = dict(
+    batch_size=32, drop_last=True, collate_fn=dict(type='default_collate'),
+    dataset=dict(pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='MultiView', num_views=2, transforms=[view]),
+        dict(type='PackInputs')]))
+val_dataloader = val_evaluator = val_cfg = None
+test_dataloader = test_evaluator = test_cfg = None
+
+max_iters = 100
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={
+        k: dict(decay_mult=0.) for k in ('norm', 'bias', 'cls_token', 'pos_embed', 'bn')}))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=10),
+    dict(type='CosineAnnealingLR', T_max=max_iters - 10, by_epoch=False, begin=10,
+         end=max_iters),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False, max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
