@@ -33,7 +33,7 @@ def suite(tmp_path_factory):
     # the configs read data/synthetic relative to the working directory: a small copy here
     make_all(cwd / 'data/synthetic', seed=0, coco=dict(num_train=8, num_val=4),
              ade20k=dict(num_train=6, num_val=4),
-             imagenet=dict(num_train_per_class=3, num_val_per_class=2))
+             imagenet=dict(num_train_per_class=4, num_val_per_class=2))  # >= a batch of 32
     return cwd, run_suite(cwd)
 
 
