@@ -186,13 +186,15 @@ def plot_results(work_dir, rows, stages):
 
     work_dir = Path(work_dir)
     written = []
-    trained = [s for s in stages if any(loss_curve(work_dir / r['method'] / s) for r in rows)]
+    curves = {(r['method'], s): loss_curve(work_dir / r['method'] / s) for r in rows
+              for s in stages}
+    trained = [s for s in stages if any(curves[r['method'], s] for r in rows)]
     if trained:
         fig, axes = plt.subplots(1, len(trained), figsize=(4.2 * len(trained), 3.4),
                                  squeeze=False)
         for ax, stage in zip(axes[0], trained):
             for row in rows:
-                curve = loss_curve(work_dir / row['method'] / stage)
+                curve = curves[row['method'], stage]
                 if curve:
                     ax.plot(*zip(*curve), label=row['method'])
             ax.set(title=f'{stage} training loss', xlabel='iteration', ylabel='loss')

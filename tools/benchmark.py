@@ -203,6 +203,18 @@ class Suite:
         print(f'making the embedded synthetic datasets under {root}', flush=True)
         make_all(root)
 
+    def pretrained_for(self, method):
+        """The checkpoint the transfer stages start from when this run does not pretrain:
+        --pretrained, else the method's finished pretrain stage in this work dir."""
+        if self.args.pretrained or 'pretrain' in self.args.stages:
+            return self.args.pretrained  # (replaced by the pretrain stage's checkpoint)
+        done = bm.read_result(self.work_dir / method / 'pretrain')
+        if done is None:
+            raise SystemExit(f'{method}: no pretrain stage in {self.work_dir} and no '
+                             '--pretrained; add the stage (--stages pretrain ...) or give a '
+                             'checkpoint')
+        return done['checkpoint']
+
     def main(self):
         if self.args.profile == 'paper' and self.gpus == 0:
             self.print_launch_plan()
@@ -213,9 +225,7 @@ class Suite:
         print(f'benchmark: {len(self.jobs)} stages ({", ".join(self.args.methods)} x '
               f'{", ".join(self.args.stages)}), outputs in {self.work_dir}', flush=True)
         for method in self.args.methods:
-            pretrained = self.args.pretrained
-            if method == 'scratch':
-                pretrained = None
+            pretrained = None if method == 'scratch' else self.pretrained_for(method)
             for stage in self.args.stages:
                 if (method, stage) not in self.jobs:
                     continue
@@ -225,10 +235,6 @@ class Suite:
                 result = self.run_stage(method, stage, pretrained)
                 if stage == 'pretrain':
                     pretrained = result['checkpoint']
-            if 'pretrain' not in self.args.stages and pretrained is None and method != 'scratch':
-                done = bm.read_result(self.work_dir / method / 'pretrain')
-                if done is None:
-                    raise SystemExit(f'{method}: no pretrain stage and no --pretrained')
         rows = bm.collect(self.work_dir, self.args.methods, self.args.stages)
         table = bm.write_results(self.work_dir, rows, self.args.stages, self.args.profile)
         plots = bm.plot_results(self.work_dir, rows, self.args.stages)

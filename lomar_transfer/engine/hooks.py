@@ -100,13 +100,8 @@ class FiniteLossHook(Hook):
             return
         value = float(loss)
         if not math.isfinite(value):
-            last = None
-            if runner.work_dir:
-                import os.path as osp
-                path = osp.join(runner.work_dir, 'last_checkpoint')
-                if osp.exists(path):
-                    with open(path) as f:
-                        last = f.read().strip()
+            # set by (Atomic)CheckpointHook on save and restored on resume
+            last = runner.message_hub.get_info('last_ckpt')
             raise NonFiniteLossError(
                 f'the training loss became {value} at iteration {runner.iter + 1}; training '
                 f'stopped and nothing was saved for this iteration. Last good checkpoint: '

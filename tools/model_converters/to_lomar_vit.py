@@ -7,6 +7,7 @@ checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}
 with ``model.backbone.pretrained=DST`` (the loader would also convert SRC on the fly).
 """
 import argparse
+import io
 import os
 import sys
 
@@ -15,6 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 import torch  # noqa: E402
 
 from lomar_transfer.checkpoint import load_local_checkpoint  # noqa: E402
+from lomar_transfer.engine.checkpoint_hook import atomic_write  # noqa: E402
 from lomar_transfer.converters import CONVERTERS, convert_to_lomar_vit, detect_source  # noqa: E402
 
 
@@ -38,10 +40,10 @@ def main():
           f'{sd["patch_embed.proj.weight"].shape[0]}); dropped {len(dropped)} non-backbone '
           f'keys{": " + ", ".join(dropped[:8]) if dropped else ""}'
           f'{" ..." if len(dropped) > 8 else ""}')
-    tmp = args.dst + '.tmp'
-    torch.save({'state_dict': sd, 'meta': dict(converted_from=os.path.abspath(args.src),
-                                              source=source)}, tmp)
-    os.replace(tmp, args.dst)  # never a half-written DST
+    buf = io.BytesIO()
+    meta = dict(converted_from=os.path.abspath(args.src), source=source)
+    torch.save({'state_dict': sd, 'meta': meta}, buf)
+    atomic_write(args.dst, buf.getvalue())  # never a half-written DST
     print(f'wrote {args.dst}')
 
 

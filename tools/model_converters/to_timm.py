@@ -9,6 +9,7 @@ with LayerScale). LoMaR's relative position tables have no timm counterpart: ref
 ``--drop-rel-pos``.
 """
 import argparse
+import io
 import os
 import sys
 
@@ -17,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
 import torch  # noqa: E402
 
 from lomar_transfer.checkpoint import load_local_checkpoint  # noqa: E402
+from lomar_transfer.engine.checkpoint_hook import atomic_write  # noqa: E402
 from lomar_transfer.converters import convert_to_timm  # noqa: E402
 
 
@@ -38,9 +40,9 @@ def main():
           f'{any(k.endswith("ls1.gamma") for k in sd)}, pos_embed: {pos}); dropped '
           f'{len(dropped)} keys{": " + ", ".join(dropped[:8]) if dropped else ""}'
           f'{" ..." if len(dropped) > 8 else ""}')
-    tmp = args.dst + '.tmp'
-    torch.save(sd, tmp)
-    os.replace(tmp, args.dst)
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    atomic_write(args.dst, buf.getvalue())  # never a half-written DST
     print(f'wrote {args.dst}')
 
 

@@ -7,6 +7,20 @@ from ...registry import MODELS
 from .vision_transformer import VisionTransformer
 
 
+def gather_patches(img, patch_ids, patch_size, channels_last):
+    """(B, N, C*p*p) pixels of the patches ``patch_ids`` (B, ...) of the h*w patch grid of
+    ``img`` (B, C, H, W). The grid is a view of the image (no copy); only the chosen patches
+    are copied. Pixel order: (C, p, p) as a patch-embedding weight flattens, or (p, p, C) with
+    ``channels_last`` as MAE's patchify."""
+    b, c, hh, ww = img.shape
+    h, w = hh // patch_size, ww // patch_size
+    grid = img[:, :, :h * patch_size, :w * patch_size].reshape(b, c, h, patch_size, w,
+                                                                patch_size)
+    grid = grid.permute(0, 2, 4, 3, 5, 1) if channels_last else grid.permute(0, 2, 4, 1, 3, 5)
+    return grid.flatten(1, 2)[torch.arange(b, device=img.device)[:, None],
+                              patch_ids.flatten(1)].flatten(2)
+
+
 @MODELS.register_module()
 class LoMaRViT(VisionTransformer):
     """:class:`VisionTransformer` that, with ``mask=True``, encodes LoMaR's local windows.
@@ -64,15 +78,11 @@ class LoMaRViT(VisionTransformer):
     def forward(self, x, mask=True):
         if not mask:
             return super().forward(x)
-        b, c, hh, ww = x.shape
+        b, _, hh, ww = x.shape
         p, k = self.patch_size, self.window_patches
         grid_hw = (hh // p, ww // p)
         patch_ids = self.sample_windows(b, grid_hw, x.device)
-        # (B, h*w, C*p*p) as a view (no copy); gathering copies only the window patches
-        patches = x[:, :, :grid_hw[0] * p, :grid_hw[1] * p].unflatten(2, (grid_hw[0], p))
-        patches = patches.unflatten(4, (grid_hw[1], p)).permute(0, 2, 4, 1, 3, 5)
-        patches = patches.flatten(1, 2)[torch.arange(b, device=x.device)[:, None],
-                                        patch_ids.flatten(1)].flatten(2)
+        patches = gather_patches(x, patch_ids, p, channels_last=False)
         proj = self.patch_embed.proj
         tokens = F.linear(patches, proj.weight.flatten(1), proj.bias)
         tokens = tokens.view(b * self.num_windows, k * k, self.embed_dims)

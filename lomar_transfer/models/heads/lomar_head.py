@@ -1,9 +1,9 @@
 """LoMaR's light pixel predictor and its loss."""
-import torch
 from mmpretrain.models.heads import MAEPretrainHead
 from torch import nn
 
 from ...registry import MODELS
+from ..backbones.lomar_vit import gather_patches
 
 
 @MODELS.register_module()
@@ -36,12 +36,7 @@ class LoMaRHead(MAEPretrainHead):
         """Pixels of the window patches only, (B, W*K*K, p*p*3) in MAE's patchify order, each
         normalised over its pixels with ``norm_pix`` (as ``construct_target`` does for all
         patches): the rest of the image is never copied."""
-        b, c, hh, ww = img.shape
-        p = self.patch_size
-        h, w = hh // p, ww // p
-        patches = img[:, :, :h * p, :w * p].reshape(b, c, h, p, w, p).permute(0, 2, 4, 3, 5, 1)
-        target = patches.flatten(1, 2)[torch.arange(b, device=img.device)[:, None],
-                                       patch_ids.flatten(1)].flatten(2)
+        target = gather_patches(img, patch_ids, self.patch_size, channels_last=True)
         if self.norm_pix:
             mean = target.mean(dim=-1, keepdim=True)
             var = target.var(dim=-1, keepdim=True)
