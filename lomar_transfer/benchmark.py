@@ -40,7 +40,7 @@ STAGE_CONFIGS = {
     # MAE-CT tuning (configs/maect/), then frozen-feature evaluation (tools/feature_eval.py with
     # the method's linear-probe config) of the pretrained and of the tuned backbone
     'maect': dict(synthetic='maect-{m}_vit-tiny-p8_synthetic.py',
-                  paper='maect-{m}_vit-base-p16_8xb256-coslr-30e_in1k.py', gpus=8,
+                  paper='maect-{m}_vit-base-p16_8xb128-coslr-40e_in1k.py', gpus=8,
                   metrics=('knn/top1', 'linear/top1', 'lowshot1/top1', 'cluster/acc')),
 }
 # Table columns: (stage, metric key, header, scale to the usual percent/AP x 100 convention)

@@ -1,8 +1,11 @@
 # MAE-CT contrastive tuning (arXiv 2304.10520) of the CPU-sized MAE backbone of
-# configs/mae/mae_vit-tiny-p8_synthetic.py on the embedded mini-ImageNet (no labels): the two
-# lower blocks frozen, the top two tuned with NNCLR (projector -> predictor, nearest neighbour
-# from a support queue, InfoNCE), crop + flip only. Evaluate with tools/feature_eval.py
-# (k-NN, linear / low-shot probe, clustering) before and after. Other sources: maect-{lomar,cae}_*.
+# configs/mae/mae_vit-tiny-p8_synthetic.py on the embedded mini-ImageNet (no labels): 20
+# iterations train the projector and predictor alone (encoder frozen), then the top three
+# blocks are tuned with NNCLR (projector -> predictor, nearest neighbour from a support queue,
+# InfoNCE), crop + flip only. Evaluate with tools/feature_eval.py (k-NN, linear / low-shot
+# probe, clustering) before and after. Other sources: maect-{lomar,cae}_*.
+# Calibration on a 60-iteration MAE (300 train / 100 val images, 2 seeds): k-NN 70 -> 75 / 76,
+# feature linear probe 82 -> 95 / 94. A 10x lower lr leaves the encoder almost unchanged.
 _base_ = [
     '../_base_/datasets/synthetic_imagenet.py',
     'mmpretrain::_base_/default_runtime.py',
@@ -12,6 +15,7 @@ custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 dims, proj_dims = 128, 128
 model = dict(
     type='lomar_transfer.MAECT',
+    head_init_iters=20,
     data_preprocessor=dict(
         type='mmpretrain.SelfSupDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
@@ -24,7 +28,7 @@ model = dict(
         img_size=112,
         pos_embed='sincos',
         out_type='avg_featmap',
-        frozen_stages=2,  # tune the top half
+        frozen_stages=1,  # embeddings and block 0 frozen
         pretrained='work_dirs/mae_vit-tiny-p8_synthetic/iter_100.pth'),
     neck=dict(  # projector: 3-layer MLP with BN (NNCLR)
         type='mmpretrain.NonLinearNeck', in_channels=dims, hid_channels=4 * proj_dims,
@@ -32,13 +36,15 @@ model = dict(
     head=dict(
         type='lomar_transfer.NNCLRHead',
         feat_dims=proj_dims,
-        queue_size=1024,  # a few times the 200-image dataset's batches
+        queue_size=1024,  # a few times the 200-image dataset's batches (own entries excluded)
         temperature=0.1,
         predictor=dict(
             type='mmpretrain.NonLinearNeck', in_channels=proj_dims, hid_channels=4 * proj_dims,
             out_channels=proj_dims, num_layers=2, with_avg_pool=False, with_last_bn=False,
             norm_cfg=dict(type='BN1d'))))
 
+# the encoder has no gradient during the head phase (head_init_iters)
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
 view = [
     dict(type='RandomResizedCrop', scale=112, crop_ratio_range=(0.25, 1.0), backend='pillow',
          interpolation='bicubic'),
@@ -56,7 +62,7 @@ test_dataloader = test_evaluator = test_cfg = None
 max_iters = 100
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.95), weight_decay=0.05),
+    optimizer=dict(type='AdamW', lr=5e-3, betas=(0.9, 0.95), weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={
         k: dict(decay_mult=0.) for k in ('norm', 'bias', 'cls_token', 'pos_embed', 'bn')}))
 param_scheduler = [

@@ -18,8 +18,19 @@ def extract_features(backbone, dataloader, preprocess):
     return torch.cat(feats).float(), torch.cat(labels)
 
 
-def knn_accuracy(train_f, train_y, test_f, test_y, k=20, temperature=0.07):
-    """Top-1 (%) of weighted k-NN voting on cosine similarity (DINO's protocol)."""
+def standardise(train_f, test_f, eps=1e-5):
+    """Both feature sets scaled by the train set's per-channel mean and std."""
+    mean, std = train_f.mean(0), train_f.std(0) + eps
+    return (train_f - mean) / std, (test_f - mean) / std
+
+
+def knn_accuracy(train_f, train_y, test_f, test_y, k=20, temperature=0.07, standardize=True):
+    """Top-1 (%) of weighted k-NN voting on cosine similarity (DINO's protocol). With
+    ``standardize`` (MAE-CT's protocol) the features are first standardised with the train
+    set's statistics: MAE features share a large common direction that otherwise dominates
+    every cosine similarity."""
+    if standardize:
+        train_f, test_f = standardise(train_f, test_f)
     train_f, test_f = F.normalize(train_f, dim=1), F.normalize(test_f, dim=1)
     k = min(k, len(train_f))
     sim, idx = (test_f @ train_f.T).topk(k, dim=1)
@@ -33,8 +44,7 @@ def linear_probe_accuracy(train_f, train_y, test_f, test_y, epochs=200, lr=0.1, 
     """Top-1 (%) of a linear classifier trained on frozen, standardised features (full-batch
     AdamW with weight decay): the quick probe used for low-shot settings."""
     g = torch.Generator().manual_seed(seed)
-    mean, std = train_f.mean(0), train_f.std(0) + 1e-6
-    x, xt = (train_f - mean) / std, (test_f - mean) / std
+    x, xt = standardise(train_f, test_f)
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     w = torch.nn.Linear(x.shape[1], num_classes)
     torch.nn.init.normal_(w.weight, std=0.01, generator=g)
@@ -75,11 +85,11 @@ def kmeans(x, k, iters=50, seed=0):
 
 
 def clustering_accuracy(features, labels, seed=0):
-    """Unsupervised accuracy (%): k-means with as many clusters as classes, clusters matched
-    to classes one-to-one by the Hungarian algorithm."""
+    """Unsupervised accuracy (%): k-means with as many clusters as classes on standardised
+    features, clusters matched to classes one-to-one by the Hungarian algorithm."""
     from scipy.optimize import linear_sum_assignment
     classes, y = labels.unique(return_inverse=True)
-    assign = kmeans(features, len(classes), seed=seed)
+    assign = kmeans(standardise(features, features)[0], len(classes), seed=seed)
     counts = torch.zeros(len(classes), len(classes))
     counts.index_put_((assign, y), torch.ones(len(y)), accumulate=True)
     rows, cols = linear_sum_assignment(-counts.numpy())

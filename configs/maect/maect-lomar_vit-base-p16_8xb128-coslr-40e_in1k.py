@@ -1,5 +1,5 @@
 # MAE-CT for a LoMaR ViT-B/16 (configs/lomar/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py).
-_base_ = './maect-mae_vit-base-p16_8xb256-coslr-30e_in1k.py'
+_base_ = './maect-mae_vit-base-p16_8xb128-coslr-40e_in1k.py'
 
 model = dict(backbone=dict(
     rel_pos=True, pos_embed=None,
