@@ -63,11 +63,14 @@ COLUMNS = (
 # IJCV 2023, arXiv 2202.03026). Missing entries are not published for ViT-B in those sources.
 REFERENCES = {
     'lomar': {'top-1 ft': 84.1},
-    'mae': {'APbox': 50.3, 'APmask': 44.9, 'mIoU': 48.1, 'top-1 ft': 83.6},
+    'mae': {'APbox': 50.3, 'APmask': 44.9, 'mIoU': 48.1, 'top-1 ft': 83.6,
+            # MAE-CT ViT-B/16 (released checkpoint, github.com/ml-jku/MAE-CT): k-NN, probe
+            'k-NN (CT)': 64.1, 'feat. lin. (CT)': 73.5},
     'cae': {'APbox': 50.3, 'APmask': 44.2, 'mIoU': 50.3},
 }
 REFERENCE_SOURCE = ('published ViT-B/16, 1600-epoch pretraining, full recipes (MAE arXiv '
-                    '2111.06377, LoMaR arXiv 2206.00790, CAE arXiv 2202.03026)')
+                    '2111.06377, LoMaR arXiv 2206.00790, CAE arXiv 2202.03026, MAE-CT arXiv '
+                    '2304.10520)')
 
 
 def config_path(repo, profile, method, stage):

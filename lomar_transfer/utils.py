@@ -20,7 +20,11 @@ def setup_cpu_distributed(cfg):
         return
     if not dist.is_initialized():
         dist.init_process_group('gloo')
-    cfg.setdefault('model_wrapper_cfg', dict(type='MMDistributedDataParallel', device_ids=None))
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def check_cfg_options(cfg, options):

@@ -1,5 +1,6 @@
 """tools/dist_train.sh on CPU (two gloo processes) trains like one process with the same global
-batch; the Slurm scripts hand srun the expected command."""
+batch; MAE-CT gathers its queue over processes and passes its head-only phase under DDP; the
+Slurm scripts hand srun the expected command."""
 import json
 import os
 import subprocess
@@ -56,6 +57,25 @@ def test_two_gloo_processes_match_one_process(tmp_path, synthetic_root):
             .splitlines()]
     losses = [r['loss'] for r in rows if 'loss' in r]
     assert len(losses) == 4 and len(set(losses)) == 4
+
+
+def test_maect_on_two_gloo_processes(tmp_path, synthetic_root):
+    """The support queue gathers both ranks' projections, the predictions are gathered with
+    gradient, and DDP accepts the head phase (no encoder gradient) and the switch after it."""
+    cmd = ['bash', 'tools/dist_train.sh', 'configs/maect/maect-mae_vit-tiny-p8_synthetic.py',
+           '2', '--work-dir', str(tmp_path), '--cfg-options',
+           f'train_dataloader.dataset.data_root={synthetic_root}/imagenet',
+           'train_dataloader.batch_size=4', 'train_cfg.max_iters=4', 'model.head_init_iters=2',
+           'model.backbone.pretrained=None', 'default_hooks.checkpoint.interval=4']
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                         env=dict(os.environ, PORT='29534'))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    state = torch.load(tmp_path / 'iter_4.pth', map_location='cpu',
+                       weights_only=False)['state_dict']
+    ids = state['head.queue_ids']
+    assert int(state['step']) == 4
+    assert (ids[:32] >= 0).all() and (ids[32:] == -1).all()  # 4 steps x 2 ranks x 4 images
+    assert len(ids[:8].unique()) == 8  # one step: both ranks' different images
 
 
 def test_slurm_scripts_call_srun(tmp_path):

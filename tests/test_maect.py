@@ -79,6 +79,9 @@ def test_feature_evaluations_on_separable_data():
     assert linear_probe_accuracy(train_f, train_y, test_f, test_y) == 100
     ids = low_shot_indices(train_y, 2)
     assert len(ids) == 8 and torch.equal(train_y[ids].bincount(), torch.full((4, ), 2))
+    ids = low_shot_indices(train_y, fraction=0.3)  # 3 of each class's 10
+    assert torch.equal(train_y[ids].bincount(), torch.full((4, ), 3))
+    assert len(low_shot_indices(train_y, fraction=0.01)) == 4  # at least one per class
     # clusters are matched to classes whatever their order
     assert clustering_accuracy(test_f, (test_y + 1) % 4) == 100
     assert knn_accuracy(train_f, train_y, test_f, torch.roll(test_y, 5), k=5) < 50

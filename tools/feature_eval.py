@@ -1,7 +1,8 @@
 """Label-efficient evaluation of a backbone's frozen features: k-NN, linear probe, low-shot
 linear probe (N images per class) and clustering accuracy (k-means + Hungarian matching).
 
-    python tools/feature_eval.py CONFIG CHECKPOINT [--k 20] [--low-shot 1 5] [--out metrics.json]
+    python tools/feature_eval.py CONFIG CHECKPOINT [--k 20] [--low-shot 1 5]
+        [--low-shot-percent 1 10] [--out metrics.json]
 
 CONFIG is a classification config (e.g. configs/mae/vit-tiny-p8_linear_synthetic-imagenet.py):
 its backbone and data are used, with the test pipeline for both splits. CHECKPOINT is any
@@ -24,7 +25,7 @@ from lomar_transfer.evaluation import (clustering_accuracy, extract_features,  #
 from lomar_transfer.utils import load_config  # noqa: E402
 
 
-def evaluate(config, checkpoint, k=20, low_shot=(1, 5), cfg_options=None):
+def evaluate(config, checkpoint, k=20, low_shot=(1, 5), low_shot_percent=(), cfg_options=None):
     cfg = load_config(config, cfg_options)
     cfg.model.backbone.pretrained = checkpoint
     cfg.model.backbone.frozen_stages = -1
@@ -48,6 +49,10 @@ def evaluate(config, checkpoint, k=20, low_shot=(1, 5), cfg_options=None):
         ids = low_shot_indices(train_y, n)
         res[f'lowshot{n}/top1'] = linear_probe_accuracy(train_f[ids], train_y[ids], test_f,
                                                         test_y)
+    for pct in low_shot_percent:
+        ids = low_shot_indices(train_y, fraction=pct / 100)
+        res[f'lowshot{pct:g}%/top1'] = linear_probe_accuracy(train_f[ids], train_y[ids],
+                                                             test_f, test_y)
     return res
 
 
@@ -56,11 +61,14 @@ def main():
     p.add_argument('config')
     p.add_argument('checkpoint')
     p.add_argument('--k', type=int, default=20)
-    p.add_argument('--low-shot', nargs='*', type=int, default=[1, 5])
+    p.add_argument('--low-shot', nargs='*', type=int, default=[1, 5],
+                   help='low-shot probes with this many train images per class')
+    p.add_argument('--low-shot-percent', nargs='*', type=float, default=[],
+                   help='low-shot probes on this percentage of each class (e.g. 1 10)')
     p.add_argument('--out')
     args = p.parse_args()
     torch.manual_seed(0)
-    res = evaluate(args.config, args.checkpoint, args.k, args.low_shot)
+    res = evaluate(args.config, args.checkpoint, args.k, args.low_shot, args.low_shot_percent)
     print(json.dumps(res, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(res, indent=1))

@@ -43,8 +43,7 @@ model = dict(
             out_channels=proj_dims, num_layers=2, with_avg_pool=False, with_last_bn=False,
             norm_cfg=dict(type='BN1d'))))
 
-# the encoder has no gradient during the head phase (head_init_iters)
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
+find_unused_parameters = True  # DDP: the encoder has no gradient in the head phase
 view = [
     dict(type='RandomResizedCrop', scale=112, crop_ratio_range=(0.25, 1.0), backend='pillow',
          interpolation='bicubic'),

@@ -58,13 +58,15 @@ def linear_probe_accuracy(train_f, train_y, test_f, test_y, epochs=200, lr=0.1, 
         return (w(xt).argmax(1) == test_y).float().mean().item() * 100
 
 
-def low_shot_indices(labels, per_class, seed=0):
-    """Indices of ``per_class`` random examples of every class (fewer if a class has fewer)."""
+def low_shot_indices(labels, per_class=None, fraction=None, seed=0):
+    """Indices of a random low-shot subset: ``per_class`` examples of every class (fewer if a
+    class has fewer), or a ``fraction`` of each class (at least one; 0.01 is the 1% setting)."""
     g = torch.Generator().manual_seed(seed)
     picked = []
     for c in labels.unique():
         ids = (labels == c).nonzero().flatten()
-        picked.append(ids[torch.randperm(len(ids), generator=g)[:per_class]])
+        n = per_class if fraction is None else max(1, round(fraction * len(ids)))
+        picked.append(ids[torch.randperm(len(ids), generator=g)[:n]])
     return torch.cat(picked).sort().values
 
 

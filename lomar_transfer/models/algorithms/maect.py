@@ -18,9 +18,8 @@ class MAECT(BaseSelfSupervisor):
         head_init_iters: the paper's initialisation phase: for this many iterations only the
             projector and predictor learn (the encoder runs without gradient), so that the
             randomly initialised head does not send noise into the pretrained encoder. The
-            count is a buffer of the model, so it survives ``--resume``. Under DDP, set
-            ``model_wrapper_cfg=dict(find_unused_parameters=True)`` (the encoder has no
-            gradient during the phase).
+            count is a buffer of the model, so it survives ``--resume``. Under DDP the config
+            needs ``find_unused_parameters = True`` (no encoder gradient in the phase).
         target_momentum: if set (MAE-CT: 0.99 for ViT-B/L, 0.995 for ViT-H), the queue and
             the neighbour lookup use an exponential moving average of the projector with this
             momentum instead of the projector itself.

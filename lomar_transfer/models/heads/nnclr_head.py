@@ -4,7 +4,6 @@ projections, contrasted with the prediction of the other view by InfoNCE."""
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_gather, get_rank, is_distributed
-
 from mmengine.model import BaseModule
 
 from ...registry import MODELS
