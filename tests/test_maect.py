@@ -87,9 +87,21 @@ def test_feature_evaluations_on_separable_data():
     assert knn_accuracy(train_f, train_y, test_f, torch.roll(test_y, 5), k=5) < 50
 
 
-def test_maect_configs_build_and_tune_only_the_top_blocks():
+def build_synthetic_maect(source='mae', **overrides):
+    """The CPU-sized MAE-CT model of ``source``'s config, randomly initialised, in train mode."""
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
+    cfg = Config.fromfile(REPO / f'configs/maect/maect-{source}_vit-tiny-p8_synthetic.py')
+    cfg.model.backbone.pretrained = None
+    cfg.model.update(overrides)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model.train()
+
+
+def test_maect_configs_build_and_tune_only_the_top_blocks():
+    from mmengine.config import Config
 
     paths = sorted((REPO / 'configs/maect').glob('*.py'))
     assert len(paths) == 8
@@ -98,13 +110,7 @@ def test_maect_configs_build_and_tune_only_the_top_blocks():
         vit = cfg.model.backbone
         assert cfg.model.type == 'lomar_transfer.MAECT' and 0 < vit.frozen_stages
         assert vit.pretrained  # tuning starts from a pretrained encoder
-    cfg = Config.fromfile(REPO / 'configs/maect/maect-lomar_vit-tiny-p8_synthetic.py')
-    cfg.model.backbone.pretrained = None
-    cfg.model.head_init_iters = 0  # straight to tuning
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
-    model.train()
+    model = build_synthetic_maect('lomar', head_init_iters=0)  # straight to tuning
     views = [torch.randn(4, 3, 112, 112), torch.randn(4, 3, 112, 112)]
     loss = model.loss(views, None)['loss']
     loss.backward()
@@ -114,20 +120,6 @@ def test_maect_configs_build_and_tune_only_the_top_blocks():
     frozen = vit.frozen_stages
     assert all(p.grad is None for p in vit.blocks[:frozen].parameters())
     assert all(p.grad is not None for p in vit.blocks[frozen:].parameters())
-
-
-def build_synthetic_maect(**overrides):
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, DefaultScope
-
-    from conftest import REPO
-    cfg = Config.fromfile(REPO / 'configs/maect/maect-mae_vit-tiny-p8_synthetic.py')
-    cfg.model.backbone.pretrained = None
-    cfg.model.update(overrides)
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
-    return model.train()
 
 
 def test_head_phase_trains_only_the_head_then_the_encoder_too():

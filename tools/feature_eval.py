@@ -45,14 +45,12 @@ def evaluate(config, checkpoint, k=20, low_shot=(1, 5), low_shot_percent=(), cfg
     res = {'knn/top1': knn_accuracy(train_f, train_y, test_f, test_y, k=k),
            'linear/top1': linear_probe_accuracy(train_f, train_y, test_f, test_y),
            'cluster/acc': clustering_accuracy(test_f, test_y)}
-    for n in low_shot:
-        ids = low_shot_indices(train_y, n)
-        res[f'lowshot{n}/top1'] = linear_probe_accuracy(train_f[ids], train_y[ids], test_f,
-                                                        test_y)
-    for pct in low_shot_percent:
-        ids = low_shot_indices(train_y, fraction=pct / 100)
-        res[f'lowshot{pct:g}%/top1'] = linear_probe_accuracy(train_f[ids], train_y[ids],
-                                                             test_f, test_y)
+    subsets = {f'lowshot{n}/top1': dict(per_class=n) for n in low_shot}
+    subsets.update({f'lowshot{pct:g}%/top1': dict(fraction=pct / 100)
+                    for pct in low_shot_percent})
+    for key, subset in subsets.items():
+        ids = low_shot_indices(train_y, **subset)
+        res[key] = linear_probe_accuracy(train_f[ids], train_y[ids], test_f, test_y)
     return res
 
 
