@@ -92,6 +92,37 @@ def _load_from_local(filename, map_location=None):
     return load_local_checkpoint(filename, map_location)
 
 
+def _check_fixed_table(model, pos, path, atol=1e-4):
+    """A model with a fixed sin-cos table computes it; a checkpoint's table must be that table
+    (official MAE/CAE pretraining checkpoints store theirs), else the weights were trained with
+    other positions and loading them would silently change what they compute."""
+    from .models.backbones.vision_transformer import SINCOS_ORDERS, sincos_pos_embed_2d
+    pos = pos.reshape(-1, pos.shape[-1]).float()
+    n = pos.shape[0]
+    side = int(round((n - 1)**.5))
+    prefix = 1 if side * side == n - 1 else 0
+    side = int(round((n - prefix)**.5))
+    if side * side != n - prefix:
+        raise RuntimeError(f'{path!r}: pos_embed of {n} tokens is not a square grid')
+    if prefix and pos[0].abs().max() > atol:
+        raise RuntimeError(f"{path!r}: the checkpoint's pos_embed has a non-zero class-token "
+                           'slot, so it is a learned table (e.g. a fine-tuned model); build the '
+                           "backbone with pos_embed='learned' to load it")
+    diffs = {order: (pos[prefix:] - sincos_pos_embed_2d((side, side), pos.shape[-1],
+                                                         order=order)).abs().max().item()
+             for order in SINCOS_ORDERS}
+    if diffs[model.sincos_order] <= atol:
+        return
+    match = [o for o, d in diffs.items() if d <= atol]
+    fix = (f"it is the fixed table in {match[0]!r} order: build the backbone with "
+           f"sincos_order={match[0]!r}" if match else
+           "it is a learned table (e.g. a fine-tuned model): build the backbone with "
+           "pos_embed='learned' to load it")
+    raise RuntimeError(
+        f"{path!r}: the checkpoint's pos_embed differs from this model's fixed sin-cos table "
+        f"({model.sincos_order!r} order) by up to {diffs[model.sincos_order]:.3g}; {fix}")
+
+
 def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=None):
     """Load a pretrained ViT checkpoint of any supported source into our ``VisionTransformer``.
 
@@ -126,8 +157,14 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
                 pos = resample_abs_pos_embed(pos, model.grid_hw,
                                              num_prefix_tokens=model.num_prefix_tokens)
             state['pos_embed'] = pos
+        elif model.pos_embed_type == 'sincos':
+            _check_fixed_table(model, pos, path)  # the model's own table, or a clear refusal
         else:
-            ignored.append('pos_embed (this model computes a fixed sin-cos embedding)')
+            ignored.append('pos_embed (this model has no absolute position embedding)')
+    mask_token = state.get('mask_token')
+    if mask_token is not None and mask_token.shape != own.get('mask_token', mask_token[:0]).shape:
+        state.pop('mask_token')  # a decoder's (MAE/CAE) or a model without masking
+        ignored.append('mask_token (not an encoder input of this model)')
     if 'cls_token' in state and 'cls_token' not in own:
         state.pop('cls_token')
         ignored.append('cls_token (this model has no class token)')

@@ -10,10 +10,12 @@ import re
 from collections import OrderedDict
 
 # keys of our ViT: what a converted state dict may contain
-_BACKBONE_KEY = re.compile(r'^(cls_token|pos_embed|patch_embed\.proj\.(weight|bias)|norm\.(weight|bias)'
+_BACKBONE_KEY = re.compile(r'^(cls_token|mask_token|pos_embed|patch_embed\.proj\.(weight|bias)'
+                           r'|(fc_)?norm\.(weight|bias)'
                            r'|blocks\.\d+\.(norm[12]|attn\.(qkv|proj)|mlp\.fc[12])\.(weight|bias)'
                            r'|blocks\.\d+\.attn\.[qv]_bias|blocks\.\d+\.ls[12]\.gamma'
-                           r'|blocks\.\d+\.attn\.rpe_k\.lookup_table_weight)$')
+                           r'|blocks\.\d+\.attn\.rpe_k\.lookup_table_weight'
+                           r'|blocks\.\d+\.attn\.relative_position_bias_table)$')
 
 # mmpretrain ViT family -> ours
 _MMPRETRAIN_RULES = [
@@ -28,6 +30,7 @@ _MMPRETRAIN_RULES = [
     (r'^layers\.(\d+)\.ffn\.gamma2\.weight$', r'blocks.\1.ls2.gamma'),
     (r'^layers\.(\d+)\.attn\.', r'blocks.\1.attn.'),
     (r'^ln1\.', 'norm.'),
+    (r'^ln2\.', 'fc_norm.'),  # pooled-feature norm of out_type='avg_featmap'
 ]
 # official CAE / BEiT naming -> ours (blocks already use timm names apart from layer scale)
 _CAE_RULES = [
@@ -90,6 +93,25 @@ def convert_lomar_transfer(state_dict):
     return _convert(unwrap_checkpoint(state_dict), prefix='backbone.')
 
 
+# A converted file written by tools/model_converters/to_lomar_vit.py says so in its meta, so
+# that the format versions of the weights it came from travel with it.
+WRITER = 'lomar_transfer'
+
+
+def _carry_versions(src, out, prefix):
+    """Keep the modules' format versions (torch's state-dict ``_metadata``, prefix removed) of a
+    checkpoint written by lomar_transfer, so that loading upgrades or refuses weights of an older
+    format (``VisionTransformer._version``). Official checkpoints carry versions of other
+    modules (e.g. iRPE's 1), which must not be read as ours."""
+    meta = getattr(src, '_metadata', None)
+    if meta is None:
+        return out
+    out._metadata = OrderedDict(
+        (k[len(prefix):] if k.startswith(prefix) else '', v) for k, v in meta.items()
+        if k == prefix.rstrip('.') or k.startswith(prefix))
+    return out
+
+
 CONVERTERS = dict(timm=convert_timm, mae=convert_timm, lomar=convert_timm, cae=convert_cae,
                   mmpretrain=convert_mmpretrain, lomar_transfer=convert_lomar_transfer)
 
@@ -118,7 +140,13 @@ def convert_to_lomar_vit(state_dict, source='auto'):
         source = detect_source(state_dict)
     if source not in CONVERTERS:
         raise KeyError(f'unknown checkpoint source {source!r}; choose one of {list(CONVERTERS)}')
-    return CONVERTERS[source](state_dict)
+    out, dropped = CONVERTERS[source](state_dict)
+    meta = state_dict.get('meta') if isinstance(state_dict, dict) else None
+    if source == 'lomar_transfer':
+        _carry_versions(unwrap_checkpoint(state_dict), out, 'backbone.')
+    elif isinstance(meta, dict) and meta.get('writer') == WRITER:
+        _carry_versions(unwrap_checkpoint(state_dict), out, '')
+    return out, dropped
 
 
 def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False):

@@ -1,4 +1,5 @@
 """LoMaR pretraining: windows, masking, loss (training: test_pretraining.py)."""
+import pytest
 import torch
 
 from lomar_transfer.models import LoMaRViT
@@ -23,8 +24,9 @@ def tiny_lomar(**kw):
 def test_windows_lie_inside_grid_and_differ_between_images():
     vit = LoMaRViT(arch=TINY, patch_size=4, img_size=56)
     torch.manual_seed(0)
-    ids = vit.sample_windows(16, (10, 13), 'cpu')  # non-square grid
-    assert ids.shape == (16, 4, 49)
+    ids = vit.sample_windows(16, (10, 13), 'cpu').view(16, 4, 49)  # non-square grid
+    image, ids = ids // 130, ids % 130
+    assert (image == torch.arange(16).view(16, 1, 1)).all()  # an image's own windows
     rows, cols = ids // 13, ids % 13
     assert ids.min() >= 0 and rows.max() < 10 and cols.max() < 13
     # each window is a 7x7 block of neighbouring patches
@@ -36,11 +38,51 @@ def test_windows_lie_inside_grid_and_differ_between_images():
     assert len({tuple(w.tolist()) for w in ids[:, :, 0]}) > 1
 
 
+def windows_seen(vit, batch, grid_hw):
+    """image -> set of (top, left) of the windows it is paired with in one draw."""
+    h, w = grid_hw
+    ids = vit.sample_windows(batch, grid_hw, 'cpu')
+    seen = {}
+    for seq in ids:
+        image, first = divmod(seq[0].item(), h * w)
+        seen.setdefault(image, []).append(divmod(first, w))
+    return seen
+
+
+def test_official_window_sampling_reproduces_the_official_pairing():
+    """window_sampling='official': one set of positions per batch with distinct rows and distinct
+    columns, and sequence s = image s % B with window s % num_windows (models_lomar.py)."""
+    vit = LoMaRViT(arch=TINY, patch_size=4, img_size=56, window_sampling='official')
+    torch.manual_seed(0)
+    seen = windows_seen(vit, 8, (14, 14))
+    positions = {p for wins in seen.values() for p in wins}
+    assert len(positions) == 4  # one set of 4 windows for the whole batch
+    assert len({t for t, _ in positions}) == 4 and len({l for _, l in positions}) == 4
+    # B = 8 is a multiple of 4 windows: each image sees a single position, four times
+    assert all(len(set(wins)) == 1 and len(wins) == 4 for wins in seen.values())
+    assert sorted(seen) == list(range(8))
+    # B = 3: gcd(3, 4) = 1, so every image meets all four positions
+    seen = windows_seen(vit, 3, (14, 14))
+    assert all(len(set(wins)) == 4 for wins in seen.values())
+    # the default sampler: each image its own draw, positions differ between images
+    torch.manual_seed(0)
+    seen = windows_seen(LoMaRViT(arch=TINY, patch_size=4, img_size=56), 8, (14, 14))
+    assert all(len(wins) == 4 for wins in seen.values())
+    assert len({p for wins in seen.values() for p in wins}) > 4
+
+
+def test_official_window_sampling_needs_room_for_distinct_offsets():
+    vit = LoMaRViT(arch=TINY, patch_size=4, img_size=40, window_sampling='official')
+    with pytest.raises(ValueError, match='distinct'):
+        vit.sample_windows(2, (8, 8), 'cpu')  # only 2 offsets per axis for 4 windows
+
+
 def test_exact_number_masked_per_window():
     vit = LoMaRViT(arch=TINY, patch_size=4, img_size=56, mask_ratio=0.8)
     latent, mask, patch_ids = vit(torch.randn(3, 3, 56, 56), mask=True)
     assert latent.shape == (12, 50, 32) and mask.shape == (12, 49)
-    assert (mask.sum(1) == round(0.8 * 49)).all()  # 39 per window
+    assert (mask.sum(1) == int(0.8 * 49)).all()  # 39 per window (official: int)
+    assert LoMaRViT(arch=TINY, window_patches=4, mask_ratio=0.85).num_masked == 13  # not 14
     assert len({tuple(m.nonzero().flatten().tolist()) for m in mask}) > 1
 
 
@@ -53,7 +95,7 @@ def test_masked_and_visible_tokens_are_encoded():
     torch.manual_seed(1)
     latent, mask, ids = vit(x, mask=True)
     visible = (~mask[0].bool()).nonzero()[0].item()
-    pid = ids[0, 0, visible].item()
+    pid = ids[0, visible].item()
     x2 = x.clone()
     x2[..., (pid // 7) * 4:(pid // 7) * 4 + 4, (pid % 7) * 4:(pid % 7) * 4 + 4] += 1
     torch.manual_seed(1)
@@ -82,5 +124,6 @@ def test_window_targets_equal_mmpretrain_targets_of_the_same_patches():
     img = torch.randn(3, 3, 48, 48)  # mmpretrain's patchify takes square images only
     ids = torch.randint(0, 36, (3, 2, 9))
     full = head.construct_target(img)  # every patch, mmpretrain's MAE target
-    expected = full[torch.arange(3)[:, None], ids.flatten(1)]
+    expected = full[torch.arange(3)[:, None], ids.flatten(1)].view(6, 9, -1)
+    ids = (ids + 36 * torch.arange(3).view(3, 1, 1)).view(6, 9)  # batch-grid ids
     torch.testing.assert_close(head.window_targets(img, ids), expected)

@@ -17,7 +17,8 @@ import torch  # noqa: E402
 
 from lomar_transfer.checkpoint import load_local_checkpoint  # noqa: E402
 from lomar_transfer.engine.checkpoint_hook import atomic_write  # noqa: E402
-from lomar_transfer.converters import CONVERTERS, convert_to_lomar_vit, detect_source  # noqa: E402
+from lomar_transfer.converters import (CONVERTERS, WRITER, convert_to_lomar_vit,  # noqa: E402
+                                       detect_source)
 
 
 def main():
@@ -41,7 +42,8 @@ def main():
           f'keys{": " + ", ".join(dropped[:8]) if dropped else ""}'
           f'{" ..." if len(dropped) > 8 else ""}')
     buf = io.BytesIO()
-    meta = dict(converted_from=os.path.abspath(args.src), source=source)
+    # writer: the weights keep their lomar_transfer format versions (upgraded when loaded)
+    meta = dict(converted_from=os.path.abspath(args.src), source=source, writer=WRITER)
     torch.save({'state_dict': sd, 'meta': meta}, buf)
     atomic_write(args.dst, buf.getvalue())  # never a half-written DST
     print(f'wrote {args.dst}')

@@ -10,15 +10,19 @@ class CAEPretrainViT(VisionTransformer):
     """With a boolean ``mask`` (B, L; True = masked) encodes only the visible patches plus the
     class token, as mmpretrain's ``CAEPretrainViT``; with ``mask=None`` it is the plain ViT.
 
-    CAE defaults: q/v-only qkv bias, LayerScale 0.1, fixed 2-D sin-cos position embedding. The
+    CAE defaults: q/v-only qkv bias, LayerScale 0.1, fixed 2-D sin-cos position embedding in CAE's
+    channel order, xavier-uniform Linear layers. The
     algorithm reads ``backbone.pos_embed`` (1, 1 + L, C) to give the regressor/decoder the
     positions of the masked patches: it is a non-persistent buffer here, so checkpoints keep
     exactly the keys of the transfer ViT.
     """
 
-    def __init__(self, qkv_bias='qv', layer_scale_init_value=0.1, pos_embed='sincos', **kwargs):
+    def __init__(self, qkv_bias='qv', layer_scale_init_value=0.1, pos_embed='sincos',
+                 sincos_order='cae', linear_init='xavier_uniform', **kwargs):
+        # xavier: the official model re-initialises every Linear so (modeling_cae.py:54-55,75-78)
         super().__init__(qkv_bias=qkv_bias, layer_scale_init_value=layer_scale_init_value,
-                         pos_embed=pos_embed, out_type='raw', **kwargs)
+                         pos_embed=pos_embed, sincos_order=sincos_order,
+                         linear_init=linear_init, out_type='raw', **kwargs)
         if pos_embed != 'sincos':
             raise ValueError("CAEPretrainViT uses the fixed pos_embed='sincos'")
         del self.pos_embed

@@ -15,8 +15,10 @@ class MAEPretrainViT(VisionTransformer):
     ``mask=None``/False it is the plain ViT (same keys), as used for transfer.
     """
 
-    def __init__(self, mask_ratio=0.75, pos_embed='sincos', **kwargs):
-        super().__init__(pos_embed=pos_embed, out_type='raw', **kwargs)
+    def __init__(self, mask_ratio=0.75, pos_embed='sincos', linear_init='xavier_uniform',
+                 **kwargs):
+        # xavier-uniform Linear layers as official MAE (models_mae.py:85-93)
+        super().__init__(pos_embed=pos_embed, linear_init=linear_init, out_type='raw', **kwargs)
         if kwargs.get('rel_pos') or kwargs.get('window_size'):
             raise ValueError('MAE encodes a random subset of patches: relative position '
                              'encoding and windowed attention do not apply')

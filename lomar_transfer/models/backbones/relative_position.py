@@ -1,7 +1,8 @@
 """LoMaR's learnable relative position encoding (iRPE, contextual mode on keys, product method).
 
-For query token i and key token j at 2-D patch offset (dy, dx), the attention logit gets
-``q_i . r[bucket(dy, dx)]`` where ``r`` is a zero-initialised table of ``num_buckets`` vectors of
+For query token i and key token j at 2-D patch offset (dy, dx), the attention logit
+``scale * q_i . k_j`` gets ``q_i . r[bucket(dy, dx)]`` (the *unscaled* query, as the official
+``vision_transformer_irpe.py:135-138`` adds ``rpe_k(q)`` after scaling only the product) where ``r`` is a zero-initialised table of ``num_buckets`` vectors of
 the head dimension, shared by all heads. Offsets are bucketed per axis by iRPE's piecewise index
 (exact for |d| <= alpha, logarithmic beyond, clipped at beta), and the two axes are combined as a
 product: (2 * int(beta) + 1) ** 2 buckets. A class token (``skip=1``) gets one extra bucket for
@@ -45,7 +46,11 @@ def product_bucket_ids(height, width, skip, alpha, beta, gamma):
 
 
 class ContextualKeyRPE(nn.Module):
-    """Relative position term of the attention logits, computed from the (scaled) queries.
+    """Relative position term of the attention logits, computed from the unscaled queries.
+
+    ``_version`` 2: versions 1 (lomar_transfer before the fix) computed the term from the
+    queries times ``head_dims ** -0.5``; their tables are rescaled on load, which gives exactly
+    the function they were trained as (:meth:`_load_from_state_dict`).
 
     Args:
         head_dims: dimension of one head.
@@ -63,13 +68,28 @@ class ContextualKeyRPE(nn.Module):
         # (heads=1: shared, head_dims, buckets), zero-initialised as in the official code
         self.lookup_table_weight = nn.Parameter(torch.zeros(1, head_dims, self.num_buckets))
 
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        # a table written by version 1 multiplied scaled queries: q*s @ T == q @ (s*T)
+        version = local_metadata.get('version', self._version)
+        key = prefix + 'lookup_table_weight'
+        if version < 2 and key in state_dict:
+            table = state_dict[key]
+            state_dict[key] = table * table.shape[1]**-0.5
+            from mmengine.logging import print_log
+            print_log(f'{key}: table of a lomar_transfer checkpoint format {version} rescaled '
+                      'by head_dims**-0.5 to the unscaled-query convention (format 2)',
+                      logger='current')
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
     def bucket_ids(self, grid_hw, device):
         ids = product_bucket_ids(grid_hw[0], grid_hw[1], self.num_prefix_tokens, self.alpha,
                                  self.beta, self.gamma)
         return ids.to(device)
 
     def forward(self, q, grid_hw):
-        """q: (B, heads, L, head_dims), already multiplied by the attention scale -> (B, heads, L, L)."""
+        """q: (B, heads, L, head_dims), not multiplied by the attention scale -> (B, heads, L, L)."""
         ids = self.bucket_ids(grid_hw, q.device)
         if ids.shape[0] != q.shape[2]:
             raise ValueError(f'{q.shape[2]} tokens do not match a {grid_hw} grid with '

@@ -28,21 +28,33 @@ ARCH_SETTINGS = {
 }
 
 
-def sincos_pos_embed_2d(grid_hw, embed_dims, temperature=10000.):
-    """Fixed 2-D sin-cos position embedding (MAE), shape (h*w, embed_dims).
+SINCOS_ORDERS = ('mae', 'cae')
 
-    Half of the channels encode the row, half the column; each half is [sin, cos] of the
-    coordinate times geometric frequencies.
+
+def sincos_pos_embed_2d(grid_hw, embed_dims, temperature=10000., order='mae'):
+    """Fixed 2-D sin-cos position embedding, shape (h*w, embed_dims), row-major tokens.
+
+    Half of the channels encode the column, half the row; each half is [sin, cos] of the
+    coordinate times geometric frequencies. The methods order the halves differently, and a
+    table is only right in its method's order:
+
+    - ``'mae'``: [column, row] (MAE ``util/pos_embed.py`` get_2d_sincos_pos_embed: the first half
+      is computed from ``np.meshgrid(grid_w, grid_h)[0]``, the column).
+    - ``'cae'``: [row, column] (CAE ``models/modeling_cae_helper.py:233-244``:
+      ``torch.meshgrid(grid_w, grid_h)`` in 'ij' indexing makes its "w" grid the row index).
     """
+    if order not in SINCOS_ORDERS:
+        raise ValueError(f'sincos order must be one of {SINCOS_ORDERS}, got {order!r}')
     h, w = grid_hw
     assert embed_dims % 4 == 0, 'sin-cos position embedding needs embed_dims % 4 == 0'
     quarter = embed_dims // 4
     omega = 1. / temperature**(torch.arange(quarter, dtype=torch.float64) / quarter)
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64),
                             torch.arange(w, dtype=torch.float64), indexing='ij')
-    out_w = xs.reshape(-1, 1) * omega  # MAE's order: width half first, then height half
-    out_h = ys.reshape(-1, 1) * omega
-    emb = torch.cat([out_w.sin(), out_w.cos(), out_h.sin(), out_h.cos()], dim=1)
+    first, second = (xs, ys) if order == 'mae' else (ys, xs)
+    out_1 = first.reshape(-1, 1) * omega
+    out_2 = second.reshape(-1, 1) * omega
+    emb = torch.cat([out_1.sin(), out_1.cos(), out_2.sin(), out_2.cos()], dim=1)
     return emb.float()
 
 
@@ -91,7 +103,7 @@ class Attention(nn.Module):
     """
 
     def __init__(self, embed_dims, num_heads, qkv_bias=True, attn_drop=0., proj_drop=0.,
-                 rel_pos=None):
+                 rel_pos=None, rel_pos_bias_grid=None, num_prefix_tokens=1):
         super().__init__()
         assert embed_dims % num_heads == 0, 'embed_dims must be divisible by num_heads'
         self.num_heads = num_heads
@@ -103,6 +115,17 @@ class Attention(nn.Module):
         else:
             self.q_bias = self.v_bias = None
         self.rpe_k = rel_pos
+        # BEiT/CAE per-block relative position bias (CAE fine-tuning): one learned bias per head
+        # and 2-D offset inside a fixed grid, plus 3 for class-token pairs; zero-initialised.
+        # Key name as in CAE's modeling_finetune.py:77-79 so its checkpoints map one-to-one.
+        self.rel_pos_bias_grid = rel_pos_bias_grid
+        if rel_pos_bias_grid is not None:
+            h, w = rel_pos_bias_grid
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * h - 1) * (2 * w - 1) + 3, num_heads))
+            self.register_buffer('relative_position_index',
+                                 beit_relative_position_index(h, w, num_prefix_tokens),
+                                 persistent=False)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -114,10 +137,36 @@ class Attention(nn.Module):
             bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
         qkv = F.linear(x, self.qkv.weight, bias)
         q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        mask = self.rpe_k(q * self.scale, grid_hw) if self.rpe_k is not None else None
+        # LoMaR adds the relative term of the *unscaled* queries to the scaled logits:
+        # attn = q k^T * scale + rpe_k(q) (official vision_transformer_irpe.py:135-138)
+        mask = self.rpe_k(q, grid_hw) if self.rpe_k is not None else None
+        if self.rel_pos_bias_grid is not None:
+            if n != self.relative_position_index.shape[0]:
+                raise ValueError(f'relative position bias of a {self.rel_pos_bias_grid} grid '
+                                 f'got {n} tokens: run at img_size or resample the tables')
+            bias = self.relative_position_bias_table[self.relative_position_index]
+            bias = bias.permute(2, 0, 1)[None].to(q.dtype)  # (1, heads, n, n)
+            mask = bias if mask is None else mask + bias
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
+
+
+def beit_relative_position_index(h, w, num_prefix_tokens=1):
+    """(prefix + h*w, prefix + h*w) indices into a BEiT relative position bias table: patch pairs
+    by offset, (dy + h - 1) * (2w - 1) + dx + w - 1; then class token as query, as key, and the
+    class-token pair get the last three entries (CAE modeling_finetune.py:83-97)."""
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
+    coords = torch.stack([ys.flatten(), xs.flatten()])
+    rel = coords[:, :, None] - coords[:, None, :]
+    index = (rel[0] + h - 1) * (2 * w - 1) + rel[1] + w - 1
+    if not num_prefix_tokens:
+        return index
+    num = (2 * h - 1) * (2 * w - 1)
+    full = index.new_zeros(h * w + 1, h * w + 1)
+    full[1:, 1:] = index
+    full[0, :], full[:, 0], full[0, 0] = num, num + 1, num + 2
+    return full
 
 
 def window_partition(x, grid_hw, window_size):
@@ -175,12 +224,12 @@ class Block(nn.Module):
 
     def __init__(self, embed_dims, num_heads, mlp_hidden_dims, qkv_bias=True, drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0., rel_pos=None,
-                 window_size=0):
+                 window_size=0, rel_pos_bias_grid=None, num_prefix_tokens=1):
         super().__init__()
         self.window_size = window_size
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate,
-                              rel_pos)
+                              rel_pos, rel_pos_bias_grid, num_prefix_tokens)
         self.ls1 = (LayerScale(embed_dims, layer_scale_init_value)
                     if layer_scale_init_value > 0 else nn.Identity())
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
@@ -210,18 +259,28 @@ class VisionTransformer(BaseModule):
             mlp_hidden_dims (missing keys taken from 'base').
         img_size: pretraining size; sets the grid of a learned position embedding.
         pos_embed: 'sincos' (fixed, MAE/CAE), 'learned' (timm/BEiT), or None.
+        sincos_order: channel order of the fixed table, 'mae' or 'cae' (each method's own, see
+            :func:`sincos_pos_embed_2d`).
         with_cls_token: prepend a class token.
         qkv_bias: True, False or 'qv' (see :class:`Attention`).
         drop_path_rate: stochastic depth, increasing linearly to this value over blocks.
         rel_pos: add LoMaR's relative position encoding (:class:`ContextualKeyRPE`) in every
             block; ``rel_pos_ratio`` sets its bucketing (official: 1.9).
+        rel_pos_bias: BEiT's per-block relative position bias over the ``img_size`` grid (CAE's
+            fine-tuning default), zero-initialised.
         window_size: > 0 runs attention in windows of this many patches per side, except in
             ``global_attn_indices`` (ViTDet). Needs ``with_cls_token=False``.
         layer_scale_init_value: > 0 enables LayerScale (CAE/BEiT).
         out_indices: blocks whose outputs are returned (negative counts from the end).
         out_type: 'featmap' (B, C, h, w) maps for dense heads, 'cls_token' (B, C),
             'avg_featmap' (B, C) mean of patch tokens, or 'raw' (B, N, C) tokens.
-        final_norm: apply the final LayerNorm to the last block's output.
+        final_norm: apply the final LayerNorm to the last block's output. With
+            ``out_type='avg_featmap'`` and ``final_norm=False`` the patch tokens are averaged
+            first and a new LayerNorm ``fc_norm`` is applied to the mean: the fine-tune feature
+            of official MAE (``models_vit.py`` global_pool), LoMaR (``models_vit_rp.py``) and CAE
+            (``use_mean_pooling``), and of mmpretrain's MAE fine-tune recipe.
+        linear_init: 'trunc_normal' (timm/BEiT: std 0.02) or 'xavier_uniform' (the official MAE,
+            LoMaR and CAE pretraining models) for the Linear layers.
         out_scales: rescale the ``featmap`` outputs to a pyramid inside the backbone
             (:class:`ViTFeaturePyramid`, e.g. (4, 2, 1, 0.5) -> strides 4-32 for ViT/16), so that
             stock FPN configs (mmdet ``mask-rcnn_r50_fpn``) take the ViT as a drop-in backbone.
@@ -235,11 +294,13 @@ class VisionTransformer(BaseModule):
     """
 
     def __init__(self, arch='base', img_size=224, patch_size=16, in_channels=3,
-                 pos_embed='sincos', with_cls_token=True, qkv_bias=True, drop_rate=0.,
+                 pos_embed='sincos', sincos_order='mae', with_cls_token=True, qkv_bias=True,
+                 drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.,
-                 rel_pos=False, rel_pos_ratio=1.9, window_size=0, global_attn_indices=(),
+                 rel_pos=False, rel_pos_ratio=1.9, rel_pos_bias=False, window_size=0,
+                 global_attn_indices=(),
                  out_indices=(-1, ), out_type='featmap', out_scales=None, final_norm=True,
-                 with_cp=False, frozen_stages=-1,
+                 with_cp=False, frozen_stages=-1, linear_init='trunc_normal',
                  pretrained=None, pretrained_source='auto', init_cfg=None):
         if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
             # our loader converts keys and refuses mismatches; mmengine's would load silently
@@ -266,6 +327,12 @@ class VisionTransformer(BaseModule):
             raise ValueError("out_type='cls_token' needs with_cls_token=True")
         if pos_embed not in ('sincos', 'learned', None):
             raise ValueError(f"pos_embed must be 'sincos', 'learned' or None, got {pos_embed!r}")
+        if sincos_order not in SINCOS_ORDERS:
+            raise ValueError(f'sincos_order must be one of {SINCOS_ORDERS}, got {sincos_order!r}')
+        if linear_init not in ('trunc_normal', 'xavier_uniform'):
+            raise ValueError("linear_init must be 'trunc_normal' or 'xavier_uniform', got "
+                             f'{linear_init!r}')
+        self.sincos_order, self.linear_init = sincos_order, linear_init
         if window_size and with_cls_token:
             raise ValueError('windowed attention (window_size > 0) works on the patch grid '
                              'only: set with_cls_token=False')
@@ -293,10 +360,15 @@ class VisionTransformer(BaseModule):
                   attn_drop_rate, dpr[i], layer_scale_init_value,
                   rel_pos=(ContextualKeyRPE(head_dims, rel_pos_ratio, self.num_prefix_tokens)
                            if rel_pos else None),
-                  window_size=0 if i in global_attn_indices else window_size)
+                  window_size=0 if i in global_attn_indices else window_size,
+                  rel_pos_bias_grid=self.grid_hw if rel_pos_bias else None,
+                  num_prefix_tokens=self.num_prefix_tokens)
             for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6) if final_norm else nn.Identity()
+        # pooled-feature norm of the official fine-tune models (replaces the per-token norm)
+        self.fc_norm = (nn.LayerNorm(self.embed_dims, eps=1e-6)
+                        if out_type == 'avg_featmap' and not final_norm else None)
         self.with_cp = with_cp
         if out_scales and out_type != 'featmap':
             raise ValueError("out_scales needs out_type='featmap'")
@@ -334,18 +406,38 @@ class VisionTransformer(BaseModule):
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=.02)
+                if self.linear_init == 'xavier_uniform':
+                    nn.init.xavier_uniform_(m.weight)
+                else:
+                    trunc_normal_(m.weight, std=.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
             elif isinstance(m, nn.LayerNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        for p in (self.cls_token, self.pos_embed):
+        for p in (self.cls_token, self.pos_embed, getattr(self, 'mask_token', None)):
             if isinstance(p, nn.Parameter):
                 trunc_normal_(p, std=.02)
-        if self.pretrained:
+        if self.pretrained:  # last: nothing may overwrite loaded weights
             from ...checkpoint import load_pretrained_backbone
             load_pretrained_backbone(self, self.pretrained, self.pretrained_source)
+
+    # 2: LoMaR's relative term uses unscaled queries, CAE's sin-cos table is in CAE's order.
+    # Stored in every state dict this class writes (torch's per-module ``version`` metadata).
+    _version = 2
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        version = local_metadata.get('version', self._version)
+        cae_like = prefix + 'blocks.0.attn.q_bias' in state_dict
+        if (version < 2 and cae_like and self.pos_embed_type == 'sincos'
+                and self.sincos_order == 'cae' and prefix + 'pos_embed' not in state_dict):
+            raise RuntimeError(
+                f'{prefix or "this"} state dict was written by lomar_transfer before format 2: '
+                "its CAE encoder was trained with the sin-cos table in MAE's channel order, and "
+                "this model uses CAE's own order (lxtGH/CAE), so the weights would silently mean "
+                'something else. Re-run the CAE pretraining, or build the backbone with '
+                "sincos_order='mae' to use this checkpoint as it was trained.")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     def abs_pos_embed(self, grid_hw):
         """Absolute position embedding for all tokens of a grid, (1, prefix + h*w, C) or None."""
@@ -353,7 +445,8 @@ class VisionTransformer(BaseModule):
             return resample_abs_pos_embed(self.pos_embed, grid_hw, self.grid_hw,
                                           self.num_prefix_tokens)
         if self.pos_embed_type == 'sincos':
-            emb = sincos_pos_embed_2d(grid_hw, self.embed_dims).to(self.patch_embed.proj.weight)
+            emb = sincos_pos_embed_2d(grid_hw, self.embed_dims, order=self.sincos_order).to(
+                self.patch_embed.proj.weight)
             prefix = emb.new_zeros(self.num_prefix_tokens, self.embed_dims)
             return torch.cat([prefix, emb])[None]
         return None
@@ -409,5 +502,6 @@ class VisionTransformer(BaseModule):
             return x[:, 0]
         patches = x[:, self.num_prefix_tokens:]
         if self.out_type == 'avg_featmap':
-            return patches.mean(dim=1)
+            pooled = patches.mean(dim=1)
+            return self.fc_norm(pooled) if self.fc_norm is not None else pooled
         return patches.transpose(1, 2).reshape(x.shape[0], self.embed_dims, *grid_hw)

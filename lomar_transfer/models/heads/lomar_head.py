@@ -28,12 +28,20 @@ class LoMaRHead(MAEPretrainHead):
         self.predictor = nn.Linear(in_channels, out) if hidden_dims is None else nn.Sequential(
             nn.Linear(in_channels, hidden_dims), nn.GELU(), nn.Linear(hidden_dims, out))
 
+    def init_weights(self):
+        super().init_weights()
+        # official encoder_pred: xavier-uniform weight, zero bias (models_lomar.py:86-90)
+        for m in self.predictor.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
     def forward(self, latent):
         """(N, prefix + K*K, C) -> (N, K*K, p*p*3) pixel predictions."""
         return self.predictor(latent[:, self.num_prefix_tokens:])
 
     def window_targets(self, img, patch_ids):
-        """Pixels of the window patches only, (B, W*K*K, p*p*3) in MAE's patchify order, each
+        """Pixels of the window patches only, (B*W, K*K, p*p*3) in MAE's patchify order, each
         normalised over its pixels with ``norm_pix`` (as ``construct_target`` does for all
         patches): the rest of the image is never copied."""
         target = gather_patches(img, patch_ids, self.patch_size, channels_last=True)
@@ -44,6 +52,7 @@ class LoMaRHead(MAEPretrainHead):
         return target
 
     def loss(self, pred, img, mask, patch_ids):
-        """pred: (B*W, K*K, D); img: (B, 3, H, W); mask: (B*W, K*K); patch_ids: (B, W, K*K)."""
+        """pred: (B*W, K*K, D); img: (B, 3, H, W); mask: (B*W, K*K); patch_ids: (B*W, K*K)
+        batch-grid ids (:func:`gather_patches`)."""
         target = self.window_targets(img, patch_ids)
         return self.loss_module(pred, target.view_as(pred), mask)
