@@ -83,12 +83,15 @@ def test_official_cae_and_lomar_naming():
     dst = ours(qkv_bias='qv', layer_scale_init_value=0.1, arch=dict(depth=2))
     assert load(dst, {'model': sd}) == ['teacher.blocks.0.norm1.weight']
     torch.testing.assert_close(dst.blocks[1].ls2.gamma, src.blocks[1].ls2.gamma + 1)
-    # official LoMaR: timm naming + iRPE tables, pretraining head dropped
+    # official LoMaR: timm naming + iRPE tables, pretraining head dropped; the mask token is an
+    # encoder input of LoMaR (kept for LoMaRViT, see test_official_equivalence.py)
     lomar = ours(rel_pos=True, pos_embed=None, arch=dict(depth=2))
     sd = dict(lomar.state_dict(), **{'mask_token': torch.zeros(1, 1, 768),
-                                      'decoder_pred.weight': torch.zeros(768, 768)})
-    assert sorted(load(ours(rel_pos=True, pos_embed=None, arch=dict(depth=2)), {'model': sd})) \
-        == ['decoder_pred.weight', 'mask_token']
+                                      'encoder_pred.weight': torch.zeros(768, 768)})
+    converted, dropped = convert_to_lomar_vit({'model': sd})
+    assert dropped == ['encoder_pred.weight'] and 'mask_token' in converted
+    converted.pop('mask_token')
+    ours(rel_pos=True, pos_embed=None, arch=dict(depth=2)).load_state_dict(converted)
 
 
 def test_not_a_vit_checkpoint_is_named():

@@ -20,12 +20,8 @@ cpu_default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=cpu_max_iters, by_epoch=False,
                     max_keep_ckpts=1))
-cpu_optim_wrapper = dict(  # fp32 (no AMP on CPU); no decay on norms, biases, tokens, RPE tables
-    _delete_=True,
+cpu_optim_wrapper = dict(  # fp32 (no AMP on CPU); the official decay groups (timm's rule: none
+    _delete_=True,          # for 1-D parameters and biases, decay for tokens and RPE tables)
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1.5e-3, betas=(0.9, 0.95), weight_decay=0.05),
-    paramwise_cfg=dict(custom_keys={
-        k: dict(decay_mult=0.)
-        for k in ('norm', 'ln', 'bias', 'mask_token', 'cls_token', 'pos_embed',
-                  'lookup_table_weight')
-    }))
+    paramwise_cfg=dict(flat_decay_mult=0., bias_decay_mult=0.))

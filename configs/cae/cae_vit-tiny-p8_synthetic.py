@@ -1,5 +1,5 @@
 # CPU-sized CAE (pixel targets) pretraining on the embedded mini-ImageNet (about a minute on 2
-# cores): 75 of 196 patches masked block-wise, 1+1 regressor/decoder blocks, on a tiny ViT, see
+# cores): 98 of 196 patches masked block-wise (official), 1+1 regressor/decoder blocks, on a tiny ViT, see
 # _base_/synthetic_pretrain_cpu.py.
 _base_ = [
     './cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py',
@@ -21,7 +21,7 @@ train_dataloader = dict(
             dict(type='RandomFlip', prob=0.5),
             dict(type='RandomResizedCropAndInterpolationWithTwoPic', size=112, second_size=112,
                  interpolation='bicubic', second_interpolation='bicubic', scale=(0.2, 1.0)),
-            dict(type='BEiTMaskGenerator', input_size=(14, 14), num_masking_patches=75,
+            dict(type='BEiTMaskGenerator', input_size=(14, 14), num_masking_patches=98,
                  max_num_patches=None, min_num_patches=16),
             dict(type='PackInputs'),
         ]))

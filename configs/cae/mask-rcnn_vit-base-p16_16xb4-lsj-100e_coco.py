@@ -6,7 +6,7 @@ _base_ = '../_base_/transfer/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py'
 
 model = dict(
     backbone=dict(
-        pos_embed='sincos', qkv_bias='qv', layer_scale_init_value=0.1,
+        pos_embed='sincos', sincos_order='cae', qkv_bias='qv', layer_scale_init_value=0.1,
         drop_path_rate=0.2, out_indices=(3, 5, 7, 11),
         pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k/epoch_300.pth'),
     # one map per block instead of the last block's map replicated (ViTDet)

@@ -3,5 +3,5 @@
 _base_ = '../_base_/transfer/mask-rcnn_vit-tiny-p8_synthetic-coco.py'
 
 model = dict(backbone=dict(
-    pos_embed='sincos', qkv_bias='qv', layer_scale_init_value=0.1,
+    pos_embed='sincos', sincos_order='cae', qkv_bias='qv', layer_scale_init_value=0.1,
     pretrained='work_dirs/cae_vit-tiny-p8_synthetic/iter_100.pth'))

@@ -4,5 +4,5 @@
 _base_ = '../_base_/transfer/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py'
 
 model = dict(backbone=dict(
-    pos_embed='sincos', qkv_bias='qv', layer_scale_init_value=0.1,
+    pos_embed='sincos', sincos_order='cae', qkv_bias='qv', layer_scale_init_value=0.1,
     pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k/epoch_300.pth'))

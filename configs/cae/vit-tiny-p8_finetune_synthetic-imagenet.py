@@ -3,5 +3,6 @@
 _base_ = '../_base_/transfer/vit-tiny-p8_finetune_synthetic-imagenet.py'
 
 model = dict(backbone=dict(
-    pos_embed='sincos', qkv_bias='qv', layer_scale_init_value=0.1,
+    pos_embed='sincos', sincos_order='cae', qkv_bias='qv', layer_scale_init_value=0.1,
+    rel_pos_bias=True,  # CAE fine-tuning: a relative position bias per block (--rel_pos_bias)
     pretrained='work_dirs/cae_vit-tiny-p8_synthetic/iter_100.pth'))

@@ -7,8 +7,12 @@ custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 model = dict(
     backbone=dict(_delete_=True, type='lomar_transfer.MAEPretrainViT', arch='base',
                   patch_size=16, img_size=224, mask_ratio=0.75))
-# no weight decay on our norm layers either (mmpretrain's 'ln' key matches its own names only)
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
+# The official weight-decay groups (main_pretrain.py:179, timm add_weight_decay): none for 1-D
+# parameters and biases, decay for the rest, the class and mask tokens included (mmpretrain's
+# recipe exempts the tokens). Linear layers are xavier-uniform as models_mae.py:85-93 (the
+# backbone's linear_init default). Remaining differences from facebookresearch/mae: mmpretrain's
+# data pipeline and lr schedule (LinearLR from 1e-4 instead of lr_sched from 0).
+optim_wrapper = dict(paramwise_cfg=dict(_delete_=True, flat_decay_mult=0., bias_decay_mult=0.))
 # re-declared: inherited across packages it carries a `_scope_` key that default_collate rejects
 train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
 resume = False  # tools/train.py --resume decides

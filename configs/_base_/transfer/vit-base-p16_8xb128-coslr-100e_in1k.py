@@ -1,8 +1,12 @@
 # ImageNet fine-tuning of a pretrained ViT-B/16: mmpretrain's MAE recipe
 # (mmpretrain configs/mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py: 100 epochs of 1024
 # images, AdamW lr 2e-3, layer decay 0.65, drop path 0.1, RandAugment, mixup 0.8 / cutmix 1.0,
-# label smoothing 0.1, random erasing) with the backbone swapped for ours (average-pooled patch
-# tokens). Per-method leaves: configs/{lomar,mae,cae}/vit-base-p16_8xb128-coslr-100e_in1k.py.
+# label smoothing 0.1, random erasing) with the backbone swapped for ours. The feature is the
+# official fine-tune models' (MAE models_vit.py / LoMaR models_vit_rp.py global_pool, CAE
+# use_mean_pooling): mean of the patch tokens, then a new LayerNorm (fc_norm), no final norm.
+# Weight decay as the official fine-tuning (lr_decay.param_groups_lrd): none for 1-D parameters,
+# the class token and the position embedding; relative position tables are decayed.
+# Per-method leaves: configs/{lomar,mae,cae}/vit-base-p16_8xb128-coslr-100e_in1k.py.
 _base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 
@@ -13,9 +17,10 @@ model = dict(backbone=dict(
     patch_size=16,
     img_size=224,
     drop_path_rate=0.1,
-    out_type='avg_featmap'))
+    out_type='avg_featmap',
+    final_norm=False))
 optim_wrapper = dict(
     constructor='lomar_transfer.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(_delete_=True, layer_decay_rate=0.65, custom_keys={
         k: dict(decay_mult=0.)
-        for k in ('norm', 'bias', 'cls_token', 'pos_embed', 'lookup_table_weight')}))
+        for k in ('norm', 'bias', 'cls_token', 'pos_embed', 'q_bias', 'v_bias', 'gamma')}))

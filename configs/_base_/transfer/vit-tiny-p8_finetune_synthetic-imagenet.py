@@ -17,7 +17,8 @@ model = dict(
         patch_size=8,
         img_size=112,
         drop_path_rate=0.1,
-        out_type='avg_featmap'),
+        out_type='avg_featmap',  # official fine-tune feature: mean of patch tokens -> fc_norm
+        final_norm=False),
     neck=None,
     head=dict(
         type='LinearClsHead',
@@ -37,7 +38,8 @@ optim_wrapper = dict(
     constructor='lomar_transfer.LayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(layer_decay_rate=0.65, custom_keys={
         'norm': dict(decay_mult=0.), 'bias': dict(decay_mult=0.), 'cls_token': dict(decay_mult=0.),
-        'pos_embed': dict(decay_mult=0.), 'lookup_table_weight': dict(decay_mult=0.)}))
+        'pos_embed': dict(decay_mult=0.), 'q_bias': dict(decay_mult=0.),
+        'v_bias': dict(decay_mult=0.), 'gamma': dict(decay_mult=0.)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=15),
     dict(type='CosineAnnealingLR', T_max=max_iters - 15, by_epoch=False, begin=15,
