@@ -62,7 +62,11 @@ def test_every_method_goes_through_every_stage(suite):
         assert len(row['stages']['pretrain']['losses']) == 2
     table = (wd / 'results.md').read_text()
     assert re.search(r'\| lomar \| [\d.]+ \([\d.]+\) \|', table)
-    assert '| mae (paper) | 50.3 | 44.9 | 48.1 | 83.6 |' in table
+    # published numbers only beside runs of their protocol: none for the synthetic profile
+    assert 'Published numbers measured with the protocol and pretraining of these runs:\nnone' \
+        in table
+    assert '| mae | APbox | 51.6 | ViTDet Mask R-CNN, simple pyramid, 100 ep LSJ 1024 |' in table
+    assert results['comparable_references'] == []
     rows = list(csv.DictReader(open(wd / 'results.csv')))
     assert [r['method'] for r in rows] == list(bm.METHODS) and 'APmask' in rows[0]
     for png in ('loss_curves.png', 'metrics.png'):
@@ -97,3 +101,18 @@ def test_paper_profile_without_gpu_prints_launch_commands(tmp_path):
     assert 'configs/lomar/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py 16' in lines[1]
     assert 'model.backbone.pretrained=work_dirs/benchmark/lomar/pretrain/' in lines[1]
     assert not (tmp_path / 'work_dirs').exists()  # nothing was started
+
+
+def test_references_only_beside_runs_of_their_protocol():
+    """A published number is tied to a protocol and a pretraining: the paper profile's MAE COCO
+    run (ViTDet recipe) gets ViTDet's 51.6, not the MAE paper's FPN-recipe 50.3; CAE's DALL-E
+    numbers never sit beside the suite's pixel CAE; the synthetic profile gets none."""
+    assert bm.comparable_reference('mae', 'APbox', 'paper')['value'] == 51.6
+    assert bm.comparable_reference('mae', 'top-1 ft', 'paper')['value'] == 83.6
+    assert bm.comparable_reference('mae', 'mIoU', 'paper') is None  # MAE paper: 100 ep BEiT
+    assert bm.comparable_reference('lomar', 'top-1 ft', 'paper')['value'] == 84.1
+    for column in ('APbox', 'APmask', 'mIoU', 'top-1 ft', 'top-1 lin'):
+        assert bm.comparable_reference('cae', column, 'paper') is None
+        assert bm.comparable_reference('mae', column, 'synthetic') is None
+    for ref in bm.REFERENCES:
+        assert ref['source'] and ref['protocol'] and len(ref['pretraining']) == 2

@@ -237,7 +237,7 @@ class Suite:
                     pretrained = result['checkpoint']
         rows = bm.collect(self.work_dir, self.args.methods, self.args.stages)
         table = bm.write_results(self.work_dir, rows, self.args.stages, self.args.profile)
-        plots = bm.plot_results(self.work_dir, rows, self.args.stages)
+        plots = bm.plot_results(self.work_dir, rows, self.args.stages, self.args.profile)
         print('\n' + table)
         print(f'written: {self.work_dir}/results.md, results.csv, results.json, '
               + ', '.join(p.name for p in plots))
