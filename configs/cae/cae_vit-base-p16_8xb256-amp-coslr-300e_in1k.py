@@ -23,14 +23,15 @@ model = dict(
     neck=dict(drop_path_rate=0.1, mask_tokens_num=num_masked),
     target_generator=dict(_delete_=True, type='lomar_transfer.DALLETokenizer',
                           weights='data/dalle_encoder.pth'))
-# re-declared: inherited across packages it carries a `_scope_` key that default_collate rejects
-train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
-train_dataloader = dict(dataset=dict(pipeline=[
-    dict(type='LoadImageFromFile'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='RandomResizedCropAndInterpolationWithTwoPic', size=224, second_size=112,
-         interpolation='bicubic', second_interpolation='lanczos', scale=(0.08, 1.0)),
-    dict(type='BEiTMaskGenerator', input_size=(14, 14), num_masking_patches=num_masked,
-         max_num_patches=None, min_num_patches=16),
-    dict(type='PackInputs'),
-]))
+# collate_fn re-declared: inherited across packages it carries a `_scope_` key that
+# default_collate rejects
+train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'), dataset=dict(
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='RandomFlip', prob=0.5),
+        dict(type='RandomResizedCropAndInterpolationWithTwoPic', size=224, second_size=112,
+             interpolation='bicubic', second_interpolation='lanczos', scale=(0.08, 1.0)),
+        dict(type='BEiTMaskGenerator', input_size=(14, 14), num_masking_patches=num_masked,
+             max_num_patches=None, min_num_patches=16),
+        dict(type='PackInputs'),
+    ]))
