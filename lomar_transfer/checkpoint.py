@@ -165,6 +165,13 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     if mask_token is not None and mask_token.shape != own.get('mask_token', mask_token[:0]).shape:
         state.pop('mask_token')  # a decoder's (MAE/CAE) or a model without masking
         ignored.append('mask_token (not an encoder input of this model)')
+    if getattr(model, 'fc_norm_from_norm', False) and 'fc_norm.weight' in own \
+            and 'fc_norm.weight' not in state and 'norm.weight' in state:
+        # CAE's fine-tuning starts the pooled-feature norm from the pretrained final norm
+        # (run_class_finetuning.py:372-377); MAE and LoMaR start it anew
+        for name in ('weight', 'bias'):
+            state[f'fc_norm.{name}'] = state.pop(f'norm.{name}')
+        ignored.append('norm (loaded as fc_norm)')
     if 'cls_token' in state and 'cls_token' not in own:
         state.pop('cls_token')
         ignored.append('cls_token (this model has no class token)')

@@ -3,6 +3,7 @@ each method's synthetic pretraining checkpoint -> Mask R-CNN (CocoMetric APbox/A
 UperNet (IoUMetric mIoU) -> ImageNet fine-tune and linear probe (top-1) -> MAE-CT tuning
 (frozen-feature k-NN / linear / low-shot / clustering before and after); results table, CSV,
 JSON and plots; a second run skips every finished stage."""
+import ast
 import csv
 import json
 import re
@@ -58,7 +59,14 @@ def test_every_method_goes_through_every_stage(suite):
             assert row['stages'][stage]['pretrained'] == pre_ckpt
             log = (wd / method / stage / 'train.log').read_text()
             n, total = re.search(r'loaded (\d+)/(\d+) backbone tensors from (\S+)', log).groups()[:2]
-            assert n == total and f'from {pre_ckpt}' in log
+            assert f'from {pre_ckpt}' in log
+            # only what fine-tuning adds starts anew: fc_norm (MAE, LoMaR) and CAE's relative
+            # position bias tables
+            missing = re.search(r'missing \(kept at init\): (\[.*?\])', log)
+            missing = ast.literal_eval(missing.group(1)) if missing else []
+            assert int(n) + len(missing) == int(total)
+            assert all(k.startswith('fc_norm.') or k.endswith('relative_position_bias_table')
+                       for k in missing) and (stage == 'finetune' or not missing), missing
         assert len(row['stages']['pretrain']['losses']) == 2
     table = (wd / 'results.md').read_text()
     assert re.search(r'\| lomar \| [\d.]+ \([\d.]+\) \|', table)

@@ -210,3 +210,16 @@ def test_cae_checkpoint_of_format_1_is_refused(tmp_path):
     ours(CAEPretrainViT, sincos_order='mae', pretrained=str(path))
     # format 2 loads
     ours(CAEPretrainViT, pretrained=str(our_checkpoint(tmp_path, old, 2)))
+
+
+def test_cae_finetuning_starts_fc_norm_from_the_pretrained_norm(tmp_path):
+    """CAE's loading rule (run_class_finetuning.py:372-377): norm -> fc_norm; MAE's and LoMaR's
+    fine-tuning start fc_norm anew."""
+    official = perturb_(OfficialViT('cae'))
+    src = tmp_path / 'cae.pth'
+    torch.save({'model': {f'encoder.{k}': v for k, v in official.state_dict().items()}}, src)
+    cae = ours(pretrained=str(src), fc_norm_from_norm=True, rel_pos_bias=True, **CAE, **FINETUNE)
+    torch.testing.assert_close(cae.fc_norm.weight, official.norm.weight)
+    torch.testing.assert_close(cae.fc_norm.bias, official.norm.bias)
+    mae = ours(pretrained=str(src), **CAE, **FINETUNE)
+    assert torch.equal(mae.fc_norm.weight, torch.ones(64))

@@ -6,4 +6,5 @@ _base_ = '../_base_/transfer/vit-base-p16_8xb128-coslr-100e_in1k.py'
 model = dict(backbone=dict(
     pos_embed='sincos', sincos_order='cae', qkv_bias='qv', layer_scale_init_value=0.1,
     rel_pos_bias=True,  # CAE fine-tuning: a relative position bias per block (--rel_pos_bias)
+    fc_norm_from_norm=True,  # and fc_norm starts from the pretrained final norm
     pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k/epoch_300.pth'))

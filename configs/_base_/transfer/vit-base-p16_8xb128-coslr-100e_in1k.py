@@ -10,9 +10,8 @@
 # Remaining differences from the official fine-tuning, kept so that one recipe serves all three:
 # - MAE (models_vit.py) trains its position embedding, initialised from the sin-cos table; MAE
 #   and CAE here keep the fixed table (our pretraining checkpoints store none to start from);
-# - CAE (run_class_finetuning.py:372-377) starts fc_norm from the pretrained final norm and uses
-#   its own schedule (lr 8e-3 at batch 4096); here fc_norm starts at (1, 0) as MAE's and LoMaR's,
-#   with MAE's schedule;
+# - CAE uses its own schedule (lr 8e-3 at batch 4096, run_class_finetuning.py); here MAE's. Its
+#   leaf sets CAE's relative position bias and fc_norm from the pretrained norm (372-377);
 # - LoMaR's README runs this MAE recipe (100 epochs, blr 5e-4, layer decay 0.65), as here.
 _base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)

@@ -279,6 +279,8 @@ class VisionTransformer(BaseModule):
             first and a new LayerNorm ``fc_norm`` is applied to the mean: the fine-tune feature
             of official MAE (``models_vit.py`` global_pool), LoMaR (``models_vit_rp.py``) and CAE
             (``use_mean_pooling``), and of mmpretrain's MAE fine-tune recipe.
+        fc_norm_from_norm: when ``pretrained`` has a final norm and no ``fc_norm``, start
+            ``fc_norm`` from it (CAE's fine-tuning); otherwise ``fc_norm`` starts anew (MAE, LoMaR).
         linear_init: 'trunc_normal' (timm/BEiT: std 0.02) or 'xavier_uniform' (the official MAE,
             LoMaR and CAE pretraining models) for the Linear layers.
         out_scales: rescale the ``featmap`` outputs to a pyramid inside the backbone
@@ -301,6 +303,7 @@ class VisionTransformer(BaseModule):
                  global_attn_indices=(),
                  out_indices=(-1, ), out_type='featmap', out_scales=None, final_norm=True,
                  with_cp=False, frozen_stages=-1, linear_init='trunc_normal',
+                 fc_norm_from_norm=False,
                  pretrained=None, pretrained_source='auto', init_cfg=None):
         if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
             # our loader converts keys and refuses mismatches; mmengine's would load silently
@@ -333,6 +336,7 @@ class VisionTransformer(BaseModule):
             raise ValueError("linear_init must be 'trunc_normal' or 'xavier_uniform', got "
                              f'{linear_init!r}')
         self.sincos_order, self.linear_init = sincos_order, linear_init
+        self.fc_norm_from_norm = fc_norm_from_norm
         if window_size and with_cls_token:
             raise ValueError('windowed attention (window_size > 0) works on the patch grid '
                              'only: set with_cls_token=False')
