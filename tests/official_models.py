@@ -275,7 +275,7 @@ class OfficialViT(nn.Module):
         """``tops``/``lefts``: (num_windows,) window offsets shared by the batch (the official
         sampler's draw); ``masked_ids``: (N, num_windows, masked) grid ids of the masked patches
         (the official ``sample_patch_index`` draw). Returns (loss, pred, mask_indices)."""
-        x = self.patch_embed(imgs).float()
+        x = self.patch_embed(imgs)  # official: .float(); here the input's dtype (float64 tests)
         n, _, d = x.shape
         h = w = imgs.shape[-1] // self.patch
         nw = tops.shape[0]

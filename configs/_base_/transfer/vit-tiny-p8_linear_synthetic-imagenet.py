@@ -4,7 +4,9 @@
 _base_ = './vit-tiny-p8_finetune_synthetic-imagenet.py'
 
 model = dict(
-    backbone=dict(frozen_stages=4, drop_path_rate=0.),
+    # the pretrained final norm on every token, then the mean (as the ViT-B linear config);
+    # the fine-tune base's fresh fc_norm is not part of a frozen-feature probe
+    backbone=dict(frozen_stages=4, drop_path_rate=0., final_norm=True),
     neck=dict(_delete_=True, type='ClsBatchNormNeck', input_features={{_base_.dims}}),
     head=dict(loss=dict(_delete_=True, type='CrossEntropyLoss'),
               init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01)]),
