@@ -149,12 +149,13 @@ def convert_to_lomar_vit(state_dict, source='auto'):
     return out, dropped
 
 
-def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False):
+def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=None):
     """Our ViT (or any supported checkpoint, converted first) -> timm ``VisionTransformer`` keys.
 
     Exact for MAE / CAE / timm-style backbones: a fixed sin-cos position embedding becomes timm's
     ``pos_embed`` for an ``img_size`` input (class-token slot zero, as in official MAE), q/v
     biases fold into ``qkv.bias`` with a zero k bias, LayerScale keeps its name (``ls1.gamma``).
+    ``sincos_order`` of the fixed table: None infers it (q/v biases: CAE's order, else MAE's).
     LoMaR's relative position tables have no timm counterpart: refused unless ``drop_rel_pos``
     (then listed in ``dropped``). Returns ``(timm_state_dict, dropped)``; build the timm model
     with ``class_token=('cls_token' in sd)``, ``init_values`` set when ``ls1.gamma`` is present.
@@ -185,7 +186,10 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False):
     if 'pos_embed' not in out and not rel:  # fixed sin-cos (MAE / CAE): materialise it
         weight = out['patch_embed.proj.weight']
         grid = img_size // weight.shape[-1]
-        emb = sincos_pos_embed_2d((grid, grid), weight.shape[0]).to(weight.dtype)
+        if sincos_order is None:  # our fixed-table models with q/v biases are CAE's
+            sincos_order = 'cae' if any(k.endswith('attn.q_bias') for k in sd) else 'mae'
+        emb = sincos_pos_embed_2d((grid, grid), weight.shape[0], order=sincos_order).to(
+            weight.dtype)
         if 'cls_token' in out:
             emb = torch.cat([emb.new_zeros(1, emb.shape[1]), emb])
         out['pos_embed'] = emb[None]

@@ -14,7 +14,8 @@ ARCH = dict(arch=dict(embed_dims=32, depth=2, num_heads=2, mlp_hidden_dims=128),
             img_size=64)
 STYLES = {  # our backbone options -> timm VisionTransformer options
     'mae': (dict(pos_embed='sincos'), dict()),
-    'cae': (dict(pos_embed='sincos', qkv_bias='qv', layer_scale_init_value=0.1),
+    'cae': (dict(pos_embed='sincos', sincos_order='cae', qkv_bias='qv',
+                 layer_scale_init_value=0.1),
             dict(init_values=0.1)),
     'timm': (dict(pos_embed='learned'), dict()),
 }
