@@ -226,7 +226,8 @@ def write_results(work_dir, rows, stages, profile):
     for method, h, ref in comparable:
         md.append(f"- {method} {h}: {ref['value']:.1f} ({ref['source']})")
     md += ['', 'Published ViT-B/16 numbers and their protocols, for orientation only:', '',
-           '| method | metric | value | protocol | pretraining | source |', '|---|---|---|---|---|---|']
+           '| method | metric | value | protocol | pretraining | source |',
+           '|---|---|---|---|---|---|']
     for ref in REFERENCES:
         if _COLUMN_STAGE[ref['column']] in stages:
             target, epochs = ref['pretraining']

@@ -2,10 +2,11 @@
 
 For query token i and key token j at 2-D patch offset (dy, dx), the attention logit
 ``scale * q_i . k_j`` gets ``q_i . r[bucket(dy, dx)]`` (the *unscaled* query, as the official
-``vision_transformer_irpe.py:135-138`` adds ``rpe_k(q)`` after scaling only the product) where ``r`` is a zero-initialised table of ``num_buckets`` vectors of
-the head dimension, shared by all heads. Offsets are bucketed per axis by iRPE's piecewise index
-(exact for |d| <= alpha, logarithmic beyond, clipped at beta), and the two axes are combined as a
-product: (2 * int(beta) + 1) ** 2 buckets. A class token (``skip=1``) gets one extra bucket for
+``vision_transformer_irpe.py:135-138`` adds ``rpe_k(q)`` after scaling only the product) where
+``r`` is a zero-initialised table of ``num_buckets`` vectors of the head dimension, shared by
+all heads. Offsets are bucketed per axis by iRPE's piecewise index (exact for |d| <= alpha,
+logarithmic beyond, clipped at beta), and the two axes are combined as a product:
+(2 * int(beta) + 1) ** 2 buckets. A class token (``skip=1``) gets one extra bucket for
 all its pairs. Only offsets enter, so the same table serves a 7x7 window, a 14x14 image or a
 64x64 detection feature map. Parameter names follow the official LoMaR/iRPE code
 (``rpe_k.lookup_table_weight``) so released checkpoints map one-to-one.
@@ -89,7 +90,8 @@ class ContextualKeyRPE(nn.Module):
         return ids.to(device)
 
     def forward(self, q, grid_hw):
-        """q: (B, heads, L, head_dims), not multiplied by the attention scale -> (B, heads, L, L)."""
+        """q: (B, heads, L, head_dims), not multiplied by the attention scale
+        -> (B, heads, L, L)."""
         ids = self.bucket_ids(grid_hw, q.device)
         if ids.shape[0] != q.shape[2]:
             raise ValueError(f'{q.shape[2]} tokens do not match a {grid_hw} grid with '
