@@ -123,6 +123,23 @@ def _check_fixed_table(model, pos, path, atol=1e-4):
         f"({model.sincos_order!r} order) by up to {diffs[model.sincos_order]:.3g}; {fix}")
 
 
+def has_fixed_table(state):
+    """A converted state dict without a position table whose model had a fixed one: every
+    MAE/CAE-style encoder (patch embedding and blocks, no relative position tables)."""
+    return ('patch_embed.proj.weight' in state and 'pos_embed' not in state
+            and not any(t in k for k in state
+                    for t in ('lookup_table_weight', 'rel_pos', 'relative_position')))
+
+
+def fixed_table_for(model, grid_hw):
+    """The pretraining's fixed table (model's order, ``pretrain_grid_hw``) resampled to
+    ``grid_hw``, with zero class-token slots, (1, prefix + h*w, C)."""
+    from .models.backbones.vision_transformer import resample_abs_pos_embed, sincos_pos_embed_2d
+    table = sincos_pos_embed_2d(model.pretrain_grid_hw, model.embed_dims, order=model.sincos_order)
+    table = torch.cat([table.new_zeros(model.num_prefix_tokens, model.embed_dims), table])[None]
+    return resample_abs_pos_embed(table, grid_hw, model.pretrain_grid_hw, model.num_prefix_tokens)
+
+
 def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=None):
     """Load a pretrained ViT checkpoint of any supported source into our ``VisionTransformer``.
 
@@ -154,13 +171,20 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
                 with_cls_position = int((pos.shape[1] - 1)**.5)**2 == pos.shape[1] - 1
                 if model.num_prefix_tokens == 0 and with_cls_position:
                     pos = pos[:, 1:]  # checkpoint with a class token position, model without
-                pos = resample_abs_pos_embed(pos, model.grid_hw,
+                pos = resample_abs_pos_embed(pos, model.pos_grid_hw,
                                              num_prefix_tokens=model.num_prefix_tokens)
             state['pos_embed'] = pos
         elif model.pos_embed_type == 'sincos':
             _check_fixed_table(model, pos, path)  # the model's own table, or a clear refusal
         else:
             ignored.append('pos_embed (this model has no absolute position embedding)')
+    elif model.pos_embed_type == 'learned' and has_fixed_table(state):
+        # a learned table starts from the pretraining's fixed one, which checkpoints of a fixed
+        # table do not store (ours compute it): rebuild it at the pretraining grid, then
+        # resample it as a stored one (mmseg MAE / ViTDet interpolate the pretrained table)
+        state['pos_embed'] = fixed_table_for(model, model.pos_grid_hw)
+        ignored.append(f'pos_embed (not stored: started from the fixed sin-cos table, '
+                       f'{model.sincos_order!r} order, {model.pretrain_grid_hw} grid)')
     mask_token = state.get('mask_token')
     if mask_token is not None and mask_token.shape != own.get('mask_token', mask_token[:0]).shape:
         state.pop('mask_token')  # a decoder's (MAE/CAE) or a model without masking
@@ -190,7 +214,8 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     result = model.load_state_dict(state, strict=False)
     lines = [f'loaded {len(matched)}/{len(own)} backbone tensors from {path}']
     if result.missing_keys:
-        lines.append(f'  missing (kept at init): {result.missing_keys}')
+        lines.append(f'  new (not in the checkpoint, kept at their initialisation): '
+                     f'{result.missing_keys}')
     if result.unexpected_keys or ignored:
         lines.append(f'  ignored: {result.unexpected_keys + ignored}')
     if dropped:

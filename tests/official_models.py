@@ -334,3 +334,103 @@ def perturb_(module, seed=0, scale=0.2):
                 noise = torch.randn(p.shape, generator=g) * scale
                 p.copy_(noise + 1. if 'norm' in name and name.endswith('weight') else noise)
     return module
+
+
+# ----------------------------------------------------------------------------- ViTDet (detectron2)
+def vitdet_rel_pos(q_size, k_size, table):
+    """modeling/backbone/utils.py:63-93 get_rel_pos, with an explicit loop over the pairs."""
+    length = int(2 * max(q_size, k_size) - 1)
+    if table.shape[0] != length:
+        table = F.interpolate(table.reshape(1, table.shape[0], -1).permute(0, 2, 1),
+                              size=length, mode='linear').reshape(-1, length).permute(1, 0)
+    out = torch.empty(q_size, k_size, table.shape[1], dtype=table.dtype)
+    for i in range(q_size):
+        for j in range(k_size):
+            coord = (i * max(k_size / q_size, 1.) - j * max(q_size / k_size, 1.)
+                     + (k_size - 1) * max(q_size / k_size, 1.))
+            out[i, j] = table[int(coord)]
+    return out
+
+
+class ViTDetAttention(nn.Module):
+    """modeling/backbone/vit.py:26-81: heads folded into the batch, decomposed relative position
+    (utils.py:96-125) added to the scaled logits from the unscaled queries."""
+
+    def __init__(self, dim, heads, input_size):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads)**-0.5
+        self.qkv, self.proj = nn.Linear(dim, dim * 3), nn.Linear(dim, dim)
+        self.rel_pos_h = nn.Parameter(torch.zeros(2 * input_size[0] - 1, dim // heads))
+        self.rel_pos_w = nn.Parameter(torch.zeros(2 * input_size[1] - 1, dim // heads))
+
+    def forward(self, x):
+        b, h, w, _ = x.shape
+        qkv = self.qkv(x).reshape(b, h * w, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, b * self.heads, h * w, -1).unbind(0)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        rh, rw = vitdet_rel_pos(h, h, self.rel_pos_h), vitdet_rel_pos(w, w, self.rel_pos_w)
+        r_q = q.reshape(-1, h, w, q.shape[-1])
+        rel_h = torch.einsum('bhwc,hkc->bhwk', r_q, rh)
+        rel_w = torch.einsum('bhwc,wkc->bhwk', r_q, rw)
+        attn = (attn.view(-1, h, w, h, w) + rel_h[:, :, :, :, None]
+                + rel_w[:, :, :, None, :]).view(-1, h * w, h * w)
+        x = (attn.softmax(dim=-1) @ v).view(b, self.heads, h, w, -1)
+        return self.proj(x.permute(0, 2, 3, 1, 4).reshape(b, h, w, -1))
+
+
+class ViTDetBlock(nn.Module):
+    """vit.py:150-229: windowed (zero-padded after norm1, utils.py:16-60) or global attention."""
+
+    def __init__(self, dim, heads, window, input_size):
+        super().__init__()
+        self.window = window
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+        self.attn = ViTDetAttention(dim, heads, (window, window) if window else input_size)
+        self.mlp = Mlp(dim, 4 * dim)
+
+    def forward(self, x):
+        shortcut = x
+        x = self.norm1(x)
+        if self.window:
+            h, w, ws = x.shape[1], x.shape[2], self.window
+            ph, pw = -h % ws, -w % ws
+            x = F.pad(x, (0, 0, 0, pw, 0, ph))
+            hp, wp = h + ph, w + pw
+            outs = torch.zeros_like(x)
+            for i in range(0, hp, ws):  # one window at a time
+                for j in range(0, wp, ws):
+                    outs[:, i:i + ws, j:j + ws] = self.attn(x[:, i:i + ws, j:j + ws])
+            x = outs[:, :h, :w]
+        else:
+            x = self.attn(x)
+        x = shortcut + x
+        return x + self.mlp(self.norm2(x))
+
+
+class ViTDetBackbone(nn.Module):
+    """vit.py:232-360 ViT (use_abs_pos, use_rel_pos, pretrain_use_cls_token): the pretrained
+    table (class slot included) resampled bicubic to the input grid in every forward
+    (utils.py:128-157), no final norm; returns the last block's map (B, C, h, w)."""
+
+    def __init__(self, dim=64, depth=4, heads=4, patch=16, img=160, pretrain_img=112, window=4,
+                 global_blocks=(1, 3)):
+        super().__init__()
+        self.patch_embed = PatchEmbed(patch, dim)
+        self.pos_embed = nn.Parameter(torch.zeros(1, (pretrain_img // patch)**2 + 1, dim))
+        size = (img // patch, img // patch)
+        self.blocks = nn.ModuleList(
+            ViTDetBlock(dim, heads, 0 if i in global_blocks else window, size)
+            for i in range(depth))
+
+    def forward(self, x):
+        x = self.patch_embed.proj(x).permute(0, 2, 3, 1)
+        h, w = x.shape[1:3]
+        pos = self.pos_embed[:, 1:]
+        side = int(math.sqrt(pos.shape[1]))
+        pos = pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+        if (side, side) != (h, w):
+            pos = F.interpolate(pos, size=(h, w), mode='bicubic', align_corners=False)
+        x = x + pos.permute(0, 2, 3, 1)
+        for blk in self.blocks:
+            x = blk(x)
+        return x.permute(0, 3, 1, 2)

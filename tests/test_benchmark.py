@@ -62,7 +62,7 @@ def test_every_method_goes_through_every_stage(suite):
             assert f'from {pre_ckpt}' in log
             # only what fine-tuning adds starts anew: fc_norm (MAE, LoMaR) and CAE's relative
             # position bias tables
-            missing = re.search(r'missing \(kept at init\): (\[.*?\])', log)
+            missing = re.search(r'new \(not in the checkpoint[^)]*\): (\[.*?\])', log)
             missing = ast.literal_eval(missing.group(1)) if missing else []
             assert int(n) + len(missing) == int(total)
             assert all(k.startswith('fc_norm.') or k.endswith('relative_position_bias_table')

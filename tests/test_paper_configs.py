@@ -14,25 +14,47 @@ from lomar_transfer.models import VisionTransformer
 PAPER = sorted(str(p.relative_to(REPO)) for m in ('lomar', 'mae', 'cae')
                for p in (REPO / 'configs' / m).glob('*vit-base-p16*')
                if not p.name.startswith(m))  # transfer configs, not pretraining
-EXPECTED = {  # what the method leaves must set on the shared ViT
-    'lomar': dict(pos_embed_type=None, rel_pos=True, layer_scale=False),
-    'mae': dict(pos_embed_type='sincos', rel_pos=False, layer_scale=False),
-    'cae': dict(pos_embed_type='sincos', rel_pos=False, layer_scale=True),
-}
-
-
 def build(cfg):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         return MODELS.build(cfg.model)
 
 
-def test_every_method_has_the_four_paper_transfer_configs():
-    names = {Path(p).name for p in PAPER}
-    assert len(PAPER) == 12 and names == {
-        'mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py',
-        'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py',
-        'vit-base-p16_8xb128-coslr-100e_in1k.py',
-        'vit-base-p16_8xb2048-linear-coslr-90e_in1k.py'}
+KINDS = {  # file name -> protocol
+    'mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py': 'vitdet',
+    'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py': 'mmseg',
+    'mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py': 'cae-det',
+    'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py': 'cae-seg',
+    'vit-base-p16_8xb128-coslr-100e_in1k.py': 'finetune',
+    'vit-base-p16_8xb2048-linear-coslr-90e_in1k.py': 'linear',
+}
+DENSE = ('vitdet', 'mmseg', 'cae-det', 'cae-seg')
+
+
+def expected(method, kind):
+    """What each protocol makes of each method's ViT: (absolute table, relative position,
+    LayerScale, class token in the sequence)."""
+    if method == 'lomar':  # its own relative position everywhere, no absolute table
+        rel = 'contextual'
+        pos = None
+    else:
+        rel = {'vitdet': 'decomposed', 'mmseg': 'beit', 'cae-seg': 'beit',
+               'finetune': 'beit' if method == 'cae' else None}.get(kind)
+        pos = 'learned' if kind in DENSE else 'sincos'
+    layer_scale = method == 'cae' or kind in ('mmseg', 'cae-det', 'cae-seg')
+    return pos, rel, layer_scale, kind != 'vitdet'
+
+
+def relative_position(attn):
+    if attn.rpe_k is not None:
+        return 'contextual'
+    if attn.decomposed_grid is not None:
+        return 'decomposed'
+    return 'beit' if attn.rel_pos_bias_grid is not None else None
+
+
+def test_every_method_has_the_paper_transfer_configs():
+    for m in ('lomar', 'mae', 'cae'):
+        assert {Path(p).name for p in PAPER if Path(p).parent.name == m} == set(KINDS)
 
 
 @pytest.mark.parametrize('path', PAPER)
@@ -44,10 +66,11 @@ def test_paper_config_builds_our_vit_base(path):
     vit = model.backbone
     assert isinstance(vit, VisionTransformer)
     assert (vit.embed_dims, vit.depth, vit.patch_size) == (768, 12, 16)
-    want = EXPECTED[method]
-    assert vit.pos_embed_type == want['pos_embed_type']
-    assert (vit.blocks[0].attn.rpe_k is not None) == want['rel_pos']
-    assert isinstance(vit.blocks[0].ls1, torch.nn.Identity) != want['layer_scale']
+    pos, rel, layer_scale, cls = expected(method, KINDS[Path(path).name])
+    assert vit.pos_embed_type == pos
+    assert relative_position(vit.blocks[0].attn) == rel
+    assert isinstance(vit.blocks[0].ls1, torch.nn.Identity) != layer_scale
+    assert (vit.num_prefix_tokens == 1) == cls
     assert vit.pretrained.startswith(f'work_dirs/{method}_vit-base-p16')
     if 'linear' in path:
         assert not any(p.requires_grad for p in vit.parameters())
@@ -57,7 +80,7 @@ def test_paper_config_builds_our_vit_base(path):
 
 @pytest.mark.parametrize('path, size', [
     ('configs/lomar/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py', 1024),
-    ('configs/mae/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py', 512),
+    ('configs/lomar/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py', 512),
 ])
 def test_dense_vit_base_runs_at_task_resolution(path, size):
     vit = build(Config.fromfile(REPO / path)).backbone.eval()

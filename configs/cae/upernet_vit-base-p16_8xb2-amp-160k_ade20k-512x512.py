@@ -1,8 +1,10 @@
-# ADE20K UperNet with the CAE ViT-B/16 pretrained by
+# ADE20K UperNet, mmseg MAE protocol, with the CAE ViT-B/16 pretrained by
 # configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k.py.
 # Any other source loads too (e.g. the official CAE release, timm, mmpretrain): set pretrained=.
+# CAE's encoder: q/v biases, its pretrained LayerScale, its sin-cos order for the pretrained
+# table that the learned one starts from.
 _base_ = '../_base_/transfer/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py'
 
 model = dict(backbone=dict(
-    pos_embed='sincos', sincos_order='cae', qkv_bias='qv', layer_scale_init_value=0.1,
+    qkv_bias='qv', sincos_order='cae',
     pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k/epoch_300.pth'))

@@ -1,8 +1,11 @@
-# COCO Mask R-CNN (ViTDet recipe) with the LoMaR ViT-B/16 pretrained by
+# COCO Mask R-CNN, ViTDet protocol, with the LoMaR ViT-B/16 pretrained by
 # configs/lomar/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py.
 # Any other source loads too (e.g. the official LoMaR release, timm, mmpretrain): set pretrained=.
+# LoMaR keeps its own relative position: its contextual RPE (one table per block, shared by
+# window and global blocks, which it buckets by offset) instead of ViTDet's decomposed
+# tables, and no absolute table (LoMaR has none).
 _base_ = '../_base_/transfer/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py'
 
 model = dict(backbone=dict(
-    rel_pos=True, pos_embed=None,
+    rel_pos='contextual', pos_embed=None,
     pretrained='work_dirs/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k/epoch_1600.pth'))

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def piecewise_index(rel, alpha, beta, gamma):
@@ -98,3 +99,36 @@ class ContextualKeyRPE(nn.Module):
                              f'{self.num_prefix_tokens} prefix token(s)')
         table = q @ self.lookup_table_weight  # (B, heads, L, buckets)
         return table.gather(-1, ids.expand(*q.shape[:2], -1, -1))
+
+
+def get_rel_pos(q_size, k_size, rel_pos):
+    """Decomposed relative position, one axis: (q_size, k_size, C) rows of ``rel_pos``.
+
+    ``rel_pos`` (L, C) holds one vector per offset -(size-1)..size-1 of this axis. A table made
+    for another size (a window block's table met at a global block's size, or a checkpoint of
+    another resolution) is first resized linearly to 2 * max(q_size, k_size) - 1 entries, and
+    unequal query/key sizes are compared on the longer one's scale: detectron2
+    ``modeling/backbone/utils.py:63-93`` (ViTDet, after MViTv2).
+    """
+    length = 2 * max(q_size, k_size) - 1
+    if rel_pos.shape[0] != length:
+        rel_pos = F.interpolate(rel_pos.t()[None], size=length, mode='linear')[0].t()
+    q_scale, k_scale = max(k_size / q_size, 1.), max(q_size / k_size, 1.)
+    coords = (torch.arange(q_size, device=rel_pos.device)[:, None] * q_scale -
+              torch.arange(k_size, device=rel_pos.device)[None] * k_scale + (k_size - 1) * k_scale)
+    return rel_pos[coords.long()]
+
+
+def decomposed_rel_pos_bias(q, rel_pos_h, rel_pos_w, q_hw, k_hw=None):
+    """ViTDet's relative position term as an additive attention mask.
+
+    q: (B, heads, q_h*q_w, C) *unscaled* queries (detectron2 ``vit.py`` adds the term to
+    ``(q * scale) @ k^T`` from the raw ``q``); returns (B, heads, q_h*q_w, k_h*k_w) with
+    ``bias[(y, x), (y', x')] = q . Rh[y - y'] + q . Rw[x - x']`` (``utils.py:96-125``).
+    """
+    (qh, qw), (kh, kw) = q_hw, k_hw or q_hw
+    r_q = q.reshape(*q.shape[:2], qh, qw, q.shape[-1])
+    rel_h = torch.einsum('bnyxc,ykc->bnyxk', r_q, get_rel_pos(qh, kh, rel_pos_h).to(q.dtype))
+    rel_w = torch.einsum('bnyxc,xkc->bnyxk', r_q, get_rel_pos(qw, kw, rel_pos_w).to(q.dtype))
+    bias = rel_h[..., :, None] + rel_w[..., None, :]  # (B, heads, qh, qw, kh, kw)
+    return bias.reshape(*q.shape[:2], qh * qw, kh * kw)

@@ -15,7 +15,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import MODELS
-from .relative_position import ContextualKeyRPE
+from .relative_position import ContextualKeyRPE, decomposed_rel_pos_bias
 from ..necks.vit_feature_pyramid import ViTFeaturePyramid
 
 # name -> (embed_dims, depth, num_heads, mlp hidden dims)
@@ -68,7 +68,9 @@ def resample_abs_pos_embed(pos_embed, new_hw, old_hw=None, num_prefix_tokens=1):
     if tuple(old_hw) == tuple(new_hw):
         return pos_embed
     c = grid.shape[-1]
-    grid = grid.reshape(1, *old_hw, c).permute(0, 3, 1, 2).float()
+    grid = grid.reshape(1, *old_hw, c).permute(0, 3, 1, 2)
+    if grid.dtype in (torch.float16, torch.bfloat16):  # bicubic in fp32 (half tables, AMP)
+        grid = grid.float()
     grid = F.interpolate(grid, size=tuple(new_hw), mode='bicubic', align_corners=False)
     grid = grid.permute(0, 2, 3, 1).reshape(1, -1, c).to(pos_embed.dtype)
     return torch.cat([prefix, grid], dim=1)
@@ -98,12 +100,15 @@ class Attention(nn.Module):
     """Multi-head self-attention through ``F.scaled_dot_product_attention``.
 
     ``qkv_bias``: True (timm/MAE: one bias for q, k and v), False, or 'qv' (BEiT/CAE: learnable q
-    and v biases, k has none). ``rel_pos``: a :class:`ContextualKeyRPE` whose term is passed to
-    SDPA as an additive mask (LoMaR), or None.
+    and v biases, k has none). Relative position terms, each passed to SDPA as an additive mask:
+    ``rel_pos``, a :class:`ContextualKeyRPE` (LoMaR); ``rel_pos_bias_grid``, BEiT's per-block
+    bias table over a fixed grid (mmseg MAE/BEiT, CAE); ``decomposed_grid``, ViTDet's
+    decomposed per-axis tables sized for this grid (resized when met at another size).
     """
 
     def __init__(self, embed_dims, num_heads, qkv_bias=True, attn_drop=0., proj_drop=0.,
-                 rel_pos=None, rel_pos_bias_grid=None, num_prefix_tokens=1):
+                 rel_pos=None, rel_pos_bias_grid=None, num_prefix_tokens=1,
+                 decomposed_grid=None):
         super().__init__()
         assert embed_dims % num_heads == 0, 'embed_dims must be divisible by num_heads'
         self.num_heads = num_heads
@@ -126,6 +131,16 @@ class Attention(nn.Module):
             self.register_buffer('relative_position_index',
                                  beit_relative_position_index(h, w, num_prefix_tokens),
                                  persistent=False)
+        # ViTDet (detectron2 vit.py:59-66): zero-initialised (rel_pos_zero_init=True) per-axis
+        # tables of 2*size-1 offsets; names as detectron2's so its checkpoints map one-to-one
+        self.decomposed_grid = decomposed_grid
+        if decomposed_grid is not None:
+            if num_prefix_tokens:
+                raise ValueError('decomposed relative position works on the patch grid only: '
+                                 'set with_cls_token=False (as ViTDet)')
+            head_dims = embed_dims // num_heads
+            self.rel_pos_h = nn.Parameter(torch.zeros(2 * decomposed_grid[0] - 1, head_dims))
+            self.rel_pos_w = nn.Parameter(torch.zeros(2 * decomposed_grid[1] - 1, head_dims))
         self.attn_drop = attn_drop
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
@@ -147,6 +162,9 @@ class Attention(nn.Module):
             bias = self.relative_position_bias_table[self.relative_position_index]
             bias = bias.permute(2, 0, 1)[None].to(q.dtype)  # (1, heads, n, n)
             mask = bias if mask is None else mask + bias
+        if self.decomposed_grid is not None:
+            rel = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, grid_hw)
+            mask = rel if mask is None else mask + rel
         x = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
@@ -224,12 +242,13 @@ class Block(nn.Module):
 
     def __init__(self, embed_dims, num_heads, mlp_hidden_dims, qkv_bias=True, drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0., rel_pos=None,
-                 window_size=0, rel_pos_bias_grid=None, num_prefix_tokens=1):
+                 window_size=0, rel_pos_bias_grid=None, num_prefix_tokens=1,
+                 decomposed_grid=None):
         super().__init__()
         self.window_size = window_size
         self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.attn = Attention(embed_dims, num_heads, qkv_bias, attn_drop_rate, drop_rate,
-                              rel_pos, rel_pos_bias_grid, num_prefix_tokens)
+                              rel_pos, rel_pos_bias_grid, num_prefix_tokens, decomposed_grid)
         self.ls1 = (LayerScale(embed_dims, layer_scale_init_value)
                     if layer_scale_init_value > 0 else nn.Identity())
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
@@ -257,15 +276,24 @@ class VisionTransformer(BaseModule):
     Args:
         arch: 'tiny' | 'small' | 'base' | 'large', or a dict with embed_dims, depth, num_heads,
             mlp_hidden_dims (missing keys taken from 'base').
-        img_size: pretraining size; sets the grid of a learned position embedding.
+        img_size: input size; sets the grid of a learned position embedding (unless
+            ``learned_pos_grid='pretrain'``) and of the relative position tables.
+        pretrain_img_size: size the pretrained weights were trained at. A fixed sin-cos table
+            that a checkpoint does not store is rebuilt at this grid when it starts a learned one.
         pos_embed: 'sincos' (fixed, MAE/CAE), 'learned' (timm/BEiT), or None.
+        learned_pos_grid: where a learned table lives: 'input' (the ``img_size`` grid; a
+            pretrained table is resampled once, on load: mmseg MAE/BEiT ``resize_abs_pos_embed``)
+            or 'pretrain' (the ``pretrain_img_size`` grid, resampled to the input in every
+            forward: ViTDet, detectron2 ``get_abs_pos``).
         sincos_order: channel order of the fixed table, 'mae' or 'cae' (each method's own, see
             :func:`sincos_pos_embed_2d`).
         with_cls_token: prepend a class token.
         qkv_bias: True, False or 'qv' (see :class:`Attention`).
         drop_path_rate: stochastic depth, increasing linearly to this value over blocks.
-        rel_pos: add LoMaR's relative position encoding (:class:`ContextualKeyRPE`) in every
-            block; ``rel_pos_ratio`` sets its bucketing (official: 1.9).
+        rel_pos: relative position in every block: 'contextual' (or True) for LoMaR's
+            :class:`ContextualKeyRPE` (``rel_pos_ratio`` sets its bucketing, official: 1.9);
+            'decomposed' for ViTDet's zero-initialised per-axis tables, sized for the window in
+            windowed blocks and for the ``img_size`` grid in global ones; False for none.
         rel_pos_bias: BEiT's per-block relative position bias over the ``img_size`` grid (CAE's
             fine-tuning default), zero-initialised.
         window_size: > 0 runs attention in windows of this many patches per side, except in
@@ -300,7 +328,7 @@ class VisionTransformer(BaseModule):
                  drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., layer_scale_init_value=0.,
                  rel_pos=False, rel_pos_ratio=1.9, rel_pos_bias=False, window_size=0,
-                 global_attn_indices=(),
+                 global_attn_indices=(), pretrain_img_size=224, learned_pos_grid='input',
                  out_indices=(-1, ), out_type='featmap', out_scales=None, final_norm=True,
                  with_cp=False, frozen_stages=-1, linear_init='trunc_normal',
                  fc_norm_from_norm=False,
@@ -340,8 +368,16 @@ class VisionTransformer(BaseModule):
         if window_size and with_cls_token:
             raise ValueError('windowed attention (window_size > 0) works on the patch grid '
                              'only: set with_cls_token=False')
+        if rel_pos not in (False, None, True, 'contextual', 'decomposed'):
+            raise ValueError("rel_pos must be False, 'contextual' (True) or 'decomposed', got "
+                             f'{rel_pos!r}')
+        if learned_pos_grid not in ('input', 'pretrain'):
+            raise ValueError("learned_pos_grid must be 'input' or 'pretrain', got "
+                             f'{learned_pos_grid!r}')
         self.patch_size = patch_size
         self.grid_hw = (img_size // patch_size, img_size // patch_size)
+        self.pretrain_grid_hw = (pretrain_img_size // patch_size, ) * 2
+        self.pos_grid_hw = self.pretrain_grid_hw if learned_pos_grid == 'pretrain' else self.grid_hw
         self.out_type = out_type
         self.final_norm = final_norm
         self.out_indices = sorted(i % self.depth for i in out_indices)
@@ -351,7 +387,7 @@ class VisionTransformer(BaseModule):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) if with_cls_token else None
         self.pos_embed_type = pos_embed
         if pos_embed == 'learned':
-            num_tokens = self.num_prefix_tokens + self.grid_hw[0] * self.grid_hw[1]
+            num_tokens = self.num_prefix_tokens + self.pos_grid_hw[0] * self.pos_grid_hw[1]
             self.pos_embed = nn.Parameter(torch.zeros(1, num_tokens, self.embed_dims))
         else:
             self.pos_embed = None
@@ -363,10 +399,12 @@ class VisionTransformer(BaseModule):
             Block(self.embed_dims, self.num_heads, mlp_hidden_dims, qkv_bias, drop_rate,
                   attn_drop_rate, dpr[i], layer_scale_init_value,
                   rel_pos=(ContextualKeyRPE(head_dims, rel_pos_ratio, self.num_prefix_tokens)
-                           if rel_pos else None),
+                           if rel_pos in (True, 'contextual') else None),
                   window_size=0 if i in global_attn_indices else window_size,
                   rel_pos_bias_grid=self.grid_hw if rel_pos_bias else None,
-                  num_prefix_tokens=self.num_prefix_tokens)
+                  num_prefix_tokens=self.num_prefix_tokens,
+                  decomposed_grid=(self._block_grid(i in global_attn_indices, window_size)
+                                   if rel_pos == 'decomposed' else None))
             for i in range(self.depth)
         ])
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6) if final_norm else nn.Identity()
@@ -381,6 +419,10 @@ class VisionTransformer(BaseModule):
             raise ValueError(f'frozen_stages={frozen_stages} exceeds the {self.depth} blocks')
         self.frozen_stages = frozen_stages
         self._freeze_stages()
+
+    def _block_grid(self, is_global, window_size):
+        # detectron2 vit.py:294: input_size if window_size == 0 else (window_size, window_size)
+        return (window_size, window_size) if window_size and not is_global else self.grid_hw
 
     def _frozen_modules(self):
         if self.frozen_stages < 0:
@@ -446,7 +488,7 @@ class VisionTransformer(BaseModule):
     def abs_pos_embed(self, grid_hw):
         """Absolute position embedding for all tokens of a grid, (1, prefix + h*w, C) or None."""
         if self.pos_embed_type == 'learned':
-            return resample_abs_pos_embed(self.pos_embed, grid_hw, self.grid_hw,
+            return resample_abs_pos_embed(self.pos_embed, grid_hw, self.pos_grid_hw,
                                           self.num_prefix_tokens)
         if self.pos_embed_type == 'sincos':
             emb = sincos_pos_embed_2d(grid_hw, self.embed_dims, order=self.sincos_order).to(

@@ -1,0 +1,7 @@
+# ADE20K UperNet, CAE's own segmentation protocol, with the CAE ViT-B/16 pretrained by
+# configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k.py.
+_base_ = '../_base_/transfer/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py'
+
+model = dict(backbone=dict(
+    qkv_bias='qv', sincos_order='cae',
+    pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k/epoch_300.pth'))

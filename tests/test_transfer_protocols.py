@@ -1,0 +1,290 @@
+"""The published transfer protocols, as our configs build them, compute what the official code
+computes: ViTDet's backbone (detectron2, re-created in ``official_models.py``) and mmseg's own MAE
+backbone (the installed mmseg, run as is), with every parameter non-zero; and their optimizers
+and schedules give each parameter the official learning rate and weight decay."""
+import importlib.util
+import math
+from collections import OrderedDict
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS, DefaultScope
+
+from conftest import REPO
+from lomar_transfer.models import SimpleFeaturePyramid, VisionTransformer
+from lomar_transfer.models.backbones.relative_position import get_rel_pos
+from official_models import OfficialViT, ViTDetBackbone, perturb_, vitdet_rel_pos
+
+ARCH = dict(embed_dims=64, depth=4, num_heads=4, mlp_hidden_dims=256)
+VITDET = 'configs/mae/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py'
+MMSEG = 'configs/mae/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py'
+CAE_COCO = 'configs/mae/mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py'
+CAE_ADE = 'configs/cae/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py'
+
+
+def backbone_cfg(path, **override):
+    """The config's backbone settings, shrunk to ``ARCH``."""
+    cfg = Config.fromfile(REPO / path).model.backbone.to_dict()
+    cfg.pop('type')
+    cfg.update(arch=ARCH, drop_path_rate=0., pretrained=None, **override)
+    return cfg
+
+
+def mae_release(tmp_path, img=112):
+    """An official MAE release file ({'model': ...}, official names), every parameter random."""
+    official = perturb_(OfficialViT('mae', depth=4, img=img))
+    path = tmp_path / 'mae_pretrain.pth'
+    torch.save({'model': OrderedDict(official.state_dict())}, path)
+    return path, official
+
+
+@pytest.mark.parametrize('q, k, length', [(14, 14, 27), (8, 8, 19), (5, 9, 17), (9, 5, 27)])
+def test_get_rel_pos_matches_detectron2(q, k, length):
+    table = torch.randn(length, 8)
+    assert torch.allclose(get_rel_pos(q, k, table), vitdet_rel_pos(q, k, table), atol=1e-6)
+
+
+def test_window_and_global_blocks_have_their_own_tables():
+    vit = VisionTransformer(**backbone_cfg(VITDET, global_attn_indices=(1, 3)))
+    # at 1024 px: window blocks 2*14-1 offsets, global blocks 2*64-1; all start at zero
+    assert [tuple(b.attn.rel_pos_h.shape) for b in vit.blocks] == [(27, 16), (127, 16)] * 2
+    assert all(b.attn.rel_pos_w.shape == b.attn.rel_pos_h.shape for b in vit.blocks)
+    assert all(b.attn.rel_pos_h.abs().sum() == 0 for b in vit.blocks)
+
+
+@pytest.mark.parametrize('size', [160, 128])
+def test_vitdet_backbone_equals_detectron2(tmp_path, size):
+    """MAE release -> our ViTDet-protocol backbone and detectron2's ViT: same features, with
+    trained (random) relative position tables, windows padded (10 % 4), the pretrained 7x7
+    table resampled to the input in every forward, and at 128 px the global blocks' tables
+    (made for a 10x10 grid) resized to 8x8 by linear interpolation."""
+    path, official = mae_release(tmp_path)
+    ref = ViTDetBackbone(dim=64, depth=4, heads=4, img=160, pretrain_img=112, window=4,
+                         global_blocks=(1, 3))
+    missing = ref.load_state_dict(official.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == sorted(f'blocks.{i}.attn.rel_pos_{a}' for i in range(4)
+                                     for a in 'hw')
+    ours = VisionTransformer(**backbone_cfg(VITDET, img_size=160, pretrain_img_size=112,
+                                            window_size=4, global_attn_indices=(1, 3)))
+    ours.pretrained = str(path)
+    ours.init_weights()
+    perturb_(ref, seed=1)  # trained tables and weights: the same tensors into ours
+    ours_sd = ours.state_dict()
+    for k, v in ref.state_dict().items():
+        ours_sd[k] = v[:, 1:] if k == 'pos_embed' else v  # ViTDet keeps an unused class slot
+    ours.load_state_dict(ours_sd)
+    assert all(b.attn.rel_pos_h.abs().min() > 0 for b in ours.blocks)
+    x = torch.randn(2, 3, size, size, dtype=torch.float64)
+    with torch.no_grad():  # float64: any difference left is a difference of computation
+        want, got = ref.double()(x), ours.double().eval()(x)[-1]
+    assert got.shape == want.shape == (2, 64, size // 16, size // 16)
+    assert (got - want).abs().max() < 1e-9
+
+
+def test_vitdet_backbone_starts_from_the_pretrained_table_and_reports_new_tables(tmp_path):
+    from lomar_transfer.checkpoint import load_pretrained_backbone
+    path, official = mae_release(tmp_path)
+    vit = VisionTransformer(**backbone_cfg(VITDET, img_size=160, pretrain_img_size=112,
+                                           window_size=4, global_attn_indices=(1, 3)))
+    vit.init_weights()
+    result = load_pretrained_backbone(vit, str(path))
+    assert torch.equal(vit.pos_embed, official.pos_embed[:, 1:])  # class slot dropped, learned
+    assert vit.pos_embed.requires_grad
+    assert sorted(result.missing_keys) == sorted(f'blocks.{i}.attn.rel_pos_{a}'
+                                                 for i in range(4) for a in 'hw')
+
+
+def mmseg_mae(tmp_path, official, img):
+    """mmseg's own MAE backbone on the release, converted by mmseg's own beit2mmseg.py."""
+    spec = importlib.util.spec_from_file_location(
+        'beit2mmseg', next(REPO.glob('.venv/lib/python3*/site-packages/mmseg/.mim/tools/'
+                                     'model_converters/beit2mmseg.py')))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    path = tmp_path / 'mae_mmseg.pth'
+    torch.save({'state_dict': tool.convert_beit(official.state_dict())}, path)
+    from mmseg.models.backbones import MAE
+    model = MAE(img_size=(img, img), patch_size=16, embed_dims=64, num_layers=4, num_heads=4,
+                mlp_ratio=4, out_indices=[0, 1, 2, 3], init_values=1.0,
+                norm_cfg=dict(type='LN', eps=1e-6),
+                init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    return model
+
+
+@pytest.mark.parametrize('img', [128, 96])
+def test_mmseg_protocol_equals_mmseg_mae_backbone(tmp_path, img):
+    """MAE release -> our ADE20K (mmseg protocol) backbone and mmseg's MAE backbone: same
+    pretrained table resampled once on load (7x7 -> 8x8 or 6x6, class slot kept), then, with
+    the relative position bias tables and LayerScales trained (random), the same features."""
+    path, official = mae_release(tmp_path)
+    theirs = mmseg_mae(tmp_path, official, img)
+    theirs.eval()  # (mmseg's train() returns None)
+    ours = VisionTransformer(**backbone_cfg(MMSEG, img_size=img, out_indices=(0, 1, 2, 3)))
+    ours.pretrained = str(path)
+    ours.init_weights()
+    assert torch.allclose(ours.pos_embed, theirs.pos_embed, atol=1e-6)  # before training
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for i, (a, b) in enumerate(zip(theirs.layers, ours.blocks)):
+            for src, dst in ((a.attn.relative_position_bias_table,
+                              b.attn.relative_position_bias_table),
+                             (a.gamma_1, b.ls1.gamma), (a.gamma_2, b.ls2.gamma)):
+                src.copy_(torch.randn(src.shape, generator=g) * 0.3 + (1 if src.ndim == 1 else 0))
+                dst.copy_(src)
+        theirs.pos_embed.add_(torch.randn(theirs.pos_embed.shape, generator=g) * 0.1)
+        ours.pos_embed.copy_(theirs.pos_embed)
+        x = torch.randn(2, 3, img, img)
+        want, got = theirs(x), ours.eval()(x)
+    assert len(got) == len(want) == 4
+    assert max((a - b).abs().max().item() for a, b in zip(got, want)) < 1e-4
+
+
+def test_learned_table_of_our_fixed_table_checkpoint(tmp_path):
+    """Our MAE checkpoints compute their sin-cos table and do not store it: a learned table
+    starts from it at the pretraining grid, resampled as mmseg resamples a stored one."""
+    from lomar_transfer.models import MAEPretrainViT
+    from mmengine.runner import save_checkpoint
+    pre = MAEPretrainViT(arch=ARCH, patch_size=16, img_size=112)
+    path = tmp_path / 'ours.pth'
+    save_checkpoint({f'backbone.{k}': v for k, v in pre.state_dict().items()}, str(path))
+    _, official = mae_release(tmp_path)
+    want = mmseg_mae(tmp_path, official, 128).pos_embed  # from the release's stored table
+    vit = VisionTransformer(**backbone_cfg(MMSEG, img_size=128, pretrain_img_size=112))
+    vit.pretrained = str(path)
+    vit.init_weights()
+    assert torch.allclose(vit.pos_embed, want, atol=1e-5)
+
+
+def test_layer_norm_2d_is_a_channel_layer_norm():
+    from mmcv.cnn import ConvModule
+    cfg = Config.fromfile(REPO / VITDET)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        conv = ConvModule(8, 8, 1, norm_cfg=cfg.norm_cfg, act_cfg=None)
+    norm = conv.ln
+    assert norm.eps == 1e-6 and not isinstance(norm, torch.nn.LayerNorm)
+    with torch.no_grad():
+        norm.weight.normal_(), norm.bias.normal_()
+    x = torch.randn(2, 8, 5, 3)
+    u, s = x.mean(1, keepdim=True), ((x - x.mean(1, keepdim=True))**2).mean(1, keepdim=True)
+    want = norm.weight[:, None, None] * (x - u) / torch.sqrt(s + 1e-6) + norm.bias[:, None, None]
+    assert torch.allclose(norm(x), want, atol=1e-5)
+
+
+def test_simple_feature_pyramid_layout():
+    fpn = SimpleFeaturePyramid(in_channels=64, out_channels=32)
+    fpn.init_weights()
+    outs = fpn([torch.randn(1, 64, 8, 8)])
+    assert [tuple(o.shape) for o in outs] == [(1, 32, 32, 32), (1, 32, 16, 16), (1, 32, 8, 8),
+                                               (1, 32, 4, 4), (1, 32, 2, 2)]
+    # ViTDet halves the channels per upsampling step: 64 -> 32 -> 16 at stride 4
+    assert [m.out_channels for m in fpn.stages[0][0] if isinstance(m, torch.nn.ConvTranspose2d)] \
+        == [32, 16]
+    assert fpn.stages[2][1].conv.bias is None  # norm after each conv, no bias
+
+
+def groups(path, **override):
+    cfg = Config.fromfile(REPO / path)
+    cfg.model.backbone.pretrained = None
+    cfg.optim_wrapper.type = 'OptimWrapper'  # AMP needs a GPU; the groups are the same
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    base = cfg.optim_wrapper.optimizer
+    return {n: (g['lr'] / base.lr, g['weight_decay'] / base.weight_decay)
+            for g in wrapper.optimizer.param_groups for n in [g['param_name']]}
+
+
+def test_vitdet_learning_rates_and_weight_decay():
+    g = groups(VITDET)
+    lr, wd = (lambda n: g[n][0]), (lambda n: g[n][1])
+    assert math.isclose(lr('backbone.patch_embed.proj.weight'), 0.7**13)
+    assert math.isclose(lr('backbone.pos_embed'), 0.7**13)
+    assert math.isclose(lr('backbone.blocks.11.attn.rel_pos_h'), 0.7)
+    assert math.isclose(lr('backbone.blocks.0.norm1.weight'), 0.7**12)
+    assert lr('roi_head.bbox_head.fc_cls.weight') == lr('neck.stages.0.1.ln.weight') == 1
+    # detectron2: no decay only for torch LayerNorms (the blocks') and pos_embed
+    assert wd('backbone.blocks.0.norm1.weight') == wd('backbone.pos_embed') == 0
+    assert wd('backbone.blocks.0.attn.qkv.bias') == wd('backbone.blocks.0.attn.rel_pos_h') == 1
+    assert wd('neck.stages.0.1.ln.weight') == wd('roi_head.bbox_head.shared_convs.0.ln.bias') == 1
+
+
+def test_mmseg_and_cae_learning_rates_and_weight_decay():
+    g = groups(MMSEG)
+    assert math.isclose(g['backbone.pos_embed'][0], 0.65**13)
+    assert math.isclose(g['backbone.blocks.11.ls1.gamma'][0], 0.65)
+    assert g['decode_head.conv_seg.weight'][0] == 1
+    # mmseg decays pos_embed, cls_token and the bias tables (its name test sees full names)
+    assert g['backbone.pos_embed'][1] == g['backbone.cls_token'][1] == 1
+    assert g['backbone.blocks.3.attn.relative_position_bias_table'][1] == 1
+    assert g['backbone.blocks.3.ls1.gamma'][1] == g['backbone.blocks.3.attn.qkv.bias'][1] == 0
+    cae = groups(CAE_ADE)
+    assert cae['backbone.pos_embed'] == (0, 0)  # CAE keeps the resampled table frozen
+    assert cae['backbone.blocks.3.attn.q_bias'][1] == 0
+    coco = groups(CAE_COCO)
+    assert math.isclose(coco['backbone.blocks.11.attn.qkv.weight'][0], 0.75)
+    assert coco['backbone.pos_embed'] == (0, 0)
+
+
+def test_cae_segmentation_schedule_multiplies_warmup_and_poly():
+    """mmcv 1.x (CAE's code): lr = base * (1 - t/160000) * warm-up factor while t < 1500."""
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+    cfg = Config.fromfile(REPO / CAE_ADE)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optim_wrapper(torch.nn.Linear(1, 1), dict(
+        type='OptimWrapper', optimizer=dict(type='SGD', lr=3e-4)))
+    opt.optimizer.param_groups[0]['params'] = [param]
+    scheds = [PARAM_SCHEDULERS.build(dict(s, optimizer=opt)) for s in cfg.param_scheduler]
+    for t in range(160000):
+        want = 3e-4 * (1 - t / 160000) * (1 - (1 - t / 1500) * (1 - 1e-6) if t < 1500 else 1)
+        if t in (0, 1, 700, 1499, 1500, 3000, 80000, 159999):
+            assert math.isclose(opt.optimizer.param_groups[0]['lr'], want, rel_tol=1e-9), t
+        for s in scheds:
+            s.step()
+
+
+def det_batch(size):
+    from mmdet.testing import demo_mm_inputs
+    data = demo_mm_inputs(1, (3, *size), num_items=[3], num_classes=80, with_mask=True)
+    return dict(inputs=data['inputs'], data_samples=data['data_samples'])
+
+
+def seg_batch(size, n=2):  # two images: the pooling branch's BatchNorm needs them
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(n):
+        sample = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size))
+        sample.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, *size)))
+        samples.append(sample)
+    return dict(inputs=[torch.randint(0, 256, (3, *size), dtype=torch.uint8) for _ in range(n)],
+                data_samples=samples)
+
+
+@pytest.mark.parametrize('path, batch', [
+    (VITDET, lambda: det_batch((1024, 1024))),
+    (CAE_COCO, lambda: det_batch((800, 1216))),
+    (MMSEG, lambda: seg_batch((512, 512))),
+    (CAE_ADE, lambda: seg_batch((512, 512))),
+])
+def test_protocol_config_trains_a_step_at_task_size(path, batch):
+    """Each protocol's ViT-B/16 model, as configured, takes one optimizer step on one image of
+    the protocol's input size; the relative position tables (zero at start) move."""
+    cfg = Config.fromfile(REPO / path)
+    cfg.model.backbone.pretrained = None
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        model.train()
+        losses = model.train_step(batch(), wrapper)
+    assert all(torch.isfinite(v).all() for k, v in losses.items() if 'loss' in k)
+    attn = model.backbone.blocks[-1].attn
+    tables = [p for p in (getattr(attn, 'rel_pos_h', None),
+                          getattr(attn, 'relative_position_bias_table', None)) if p is not None]
+    assert all(t.abs().sum() > 0 for t in tables)
