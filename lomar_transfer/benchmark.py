@@ -27,9 +27,11 @@ STAGE_CONFIGS = {
                      metrics=()),
     'coco': dict(synthetic='mask-rcnn_vit-tiny-p8_synthetic-coco.py',
                  paper='mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py', gpus=16,
+                 paper_cae='mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py',
                  metrics=('coco/bbox_mAP', 'coco/segm_mAP')),
     'ade': dict(synthetic='upernet_vit-tiny-p8_synthetic-ade20k.py',
                 paper='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py', gpus=8,
+                paper_cae='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py',
                 metrics=('mIoU', )),
     'finetune': dict(synthetic='vit-tiny-p8_finetune_synthetic-imagenet.py',
                      paper='vit-base-p16_8xb128-coslr-100e_in1k.py', gpus=8,
@@ -60,9 +62,15 @@ COLUMNS = (
 # toy data: no published number belongs to it), and the pretraining each method's paper-profile
 # pretraining config runs: (target, epochs). A published number is shown next to a run only when
 # the run's stage protocol, the method and the pretraining agree with the number's.
+# The dense stages have two published protocols: 'default' (ViTDet's COCO recipe, mmseg's MAE
+# ADE20K recipe) and 'cae' (CAE's own recipes, behind CAE's published numbers); the paper
+# profile runs either (tools/benchmark.py --protocol), every method under the same one.
+DENSE_PROTOCOLS = ('default', 'cae')
 PROTOCOLS = {
     'coco': 'ViTDet Mask R-CNN, simple pyramid, 100 ep LSJ 1024',
-    'ade': 'UperNet 512x512, 160k iterations',
+    'coco_cae': 'CAE Mask R-CNN FPN 4conv1fc, 1x (12 ep), multi-scale',
+    'ade': 'mmseg/BEiT UperNet 512x512, 160k iterations',
+    'ade_cae': 'CAE UperNet 512x512, 160k iterations',
     'finetune': 'ImageNet-1k fine-tune, 100 ep',
     'linear': 'ImageNet-1k linear probe, 90 ep',
     'maect': 'MAE-CT tuning, frozen-feature evaluation',
@@ -77,7 +85,6 @@ def _ref(method, column, value, protocol, pretraining, source):
 
 
 _MAE_CT = 'MAE-CT (arXiv 2304.10520) released ViT-B/16, github ml-jku/MAE-CT README'
-_CAE_DET = 'CAE Mask R-CNN FPN 4conv1fc, 1x (12 ep), multi-scale'
 _CAE = 'github lxtGH/CAE README.md:110-116'
 REFERENCES = [
     # MAE (ViT-B/16, 1600 epochs, normalised pixels)
@@ -91,6 +98,12 @@ REFERENCES = [
          ('pixels', 1600), 'MAE paper (arXiv 2111.06377) Table 4'),
     _ref('mae', 'mIoU', 48.1, 'UperNet 512x512, 100 ep, BEiT code with relative position bias',
          ('pixels', 1600), 'MAE paper (arXiv 2111.06377) Table 5'),
+    _ref('mae', 'mIoU', 48.13, PROTOCOLS['ade'], ('pixels', 1600),
+         'mmseg configs/mae/metafile.yaml:8 (official MAE weights)'),
+    _ref('mae', 'APbox', 48.4, PROTOCOLS['coco_cae'], ('pixels', 1600),
+         'github lxtGH/CAE README.md:112 (from the CAE paper)'),
+    _ref('mae', 'APmask', 42.6, PROTOCOLS['coco_cae'], ('pixels', 1600),
+         'github lxtGH/CAE README.md:112 (from the CAE paper)'),
     _ref('mae', 'top-1 ft', 83.6, PROTOCOLS['finetune'], ('pixels', 1600),
          'github facebookresearch/mae README.md:74'),
     _ref('mae', 'top-1 lin', 68.0, 'ImageNet-1k linear probe, 90 ep, LARS batch 16384',
@@ -101,26 +114,36 @@ REFERENCES = [
     _ref('lomar', 'top-1 ft', 84.1, PROTOCOLS['finetune'], ('pixels', 1600),
          'LoMaR paper (arXiv 2206.00790) abstract'),
     # CAE: DALL-E token targets only (the suite's CAE predicts pixels: no published number)
-    _ref('cae', 'APbox', 48.3, _CAE_DET, ('DALL-E tokens', 300), _CAE),
-    _ref('cae', 'APmask', 42.7, _CAE_DET, ('DALL-E tokens', 300), _CAE),
-    _ref('cae', 'mIoU', 48.1, 'CAE UperNet 512x512, 160k, relative position bias',
-         ('DALL-E tokens', 300), _CAE),
+    _ref('cae', 'APbox', 48.3, PROTOCOLS['coco_cae'], ('DALL-E tokens', 300), _CAE),
+    _ref('cae', 'APmask', 42.7, PROTOCOLS['coco_cae'], ('DALL-E tokens', 300), _CAE),
+    _ref('cae', 'mIoU', 48.1, PROTOCOLS['ade_cae'], ('DALL-E tokens', 300), _CAE),
     _ref('cae', 'top-1 ft', 83.6, 'CAE ImageNet-1k fine-tune, 100 ep', ('DALL-E tokens', 300),
          _CAE),
     _ref('cae', 'top-1 lin', 64.5, 'CAE ImageNet-1k linear probe', ('DALL-E tokens', 300), _CAE),
-    _ref('cae', 'APbox', 50.3, _CAE_DET, ('DALL-E tokens', 1600), _CAE),
-    _ref('cae', 'APmask', 44.2, _CAE_DET, ('DALL-E tokens', 1600), _CAE),
-    _ref('cae', 'mIoU', 50.3, 'CAE UperNet 512x512, 160k, relative position bias',
-         ('DALL-E tokens', 1600), _CAE),
+    _ref('cae', 'APbox', 50.3, PROTOCOLS['coco_cae'], ('DALL-E tokens', 1600), _CAE),
+    _ref('cae', 'APmask', 44.2, PROTOCOLS['coco_cae'], ('DALL-E tokens', 1600), _CAE),
+    _ref('cae', 'mIoU', 50.3, PROTOCOLS['ade_cae'], ('DALL-E tokens', 1600), _CAE),
 ]
 _COLUMN_STAGE = {header: stage for stage, _, header, _ in COLUMNS}
 
 
-def comparable_reference(method, column, profile):
+def stage_protocol(stage, protocol='default'):
+    """Key of :data:`PROTOCOLS` that a stage runs: ``coco_cae`` for COCO under CAE's."""
+    if protocol not in DENSE_PROTOCOLS:
+        raise ValueError(f'protocol must be one of {DENSE_PROTOCOLS}, got {protocol!r}')
+    return f'{stage}_cae' if protocol == 'cae' and f'{stage}_cae' in PROTOCOLS else stage
+
+
+def stage_dir_name(stage, protocol='default'):
+    """Folder of a stage's run: ``coco-cae`` for COCO under CAE's protocol."""
+    return stage if stage_protocol(stage, protocol) == stage else f'{stage}-{protocol}'
+
+
+def comparable_reference(method, column, profile, protocol='default'):
     """The published number measured with this run's protocol and pretraining, or None."""
     if profile != 'paper':
         return None
-    protocol = PROTOCOLS.get(_COLUMN_STAGE[column])
+    protocol = PROTOCOLS.get(stage_protocol(_COLUMN_STAGE[column], protocol))
     for ref in REFERENCES:
         if (ref['method'], ref['column'], ref['protocol']) == (method, column, protocol) \
                 and tuple(ref['pretraining']) == PAPER_PRETRAINING.get(method):
@@ -128,9 +151,11 @@ def comparable_reference(method, column, profile):
     return None
 
 
-def config_path(repo, profile, method, stage):
+def config_path(repo, profile, method, stage, protocol='default'):
     """Config of one stage; 'scratch' uses MAE's configs with no pretrained weights."""
-    spec = STAGE_CONFIGS[stage][profile]
+    key = 'paper_cae' if profile == 'paper' and stage_protocol(stage, protocol) != stage \
+        else profile
+    spec = STAGE_CONFIGS[stage][key]
     cfg_method = 'mae' if method == 'scratch' else method
     name = spec[cfg_method] if isinstance(spec, dict) else spec.format(m=cfg_method)
     return Path(repo) / 'configs' / ('maect' if stage == 'maect' else cfg_method) / name
@@ -162,13 +187,13 @@ def loss_curve(stage_dir):
     return sorted(points.items())
 
 
-def collect(work_dir, methods, stages):
+def collect(work_dir, methods, stages, protocol='default'):
     """One row per method: the metrics (table units) and the stage results as stored."""
     rows = []
     for method in methods:
         row = dict(method=method, metrics={}, stages={})
         for stage in stages:
-            result = read_result(Path(work_dir) / method / stage)
+            result = read_result(Path(work_dir) / method / stage_dir_name(stage, protocol))
             if result is None:
                 continue
             row['stages'][stage] = result
@@ -185,11 +210,14 @@ def _fmt(v):
     return '-' if v is None else f'{v:.1f}'
 
 
-def write_results(work_dir, rows, stages, profile):
+def write_results(work_dir, rows, stages, profile, protocol='default'):
     """results.{md,csv,json} in work_dir; returns the Markdown table."""
     work_dir = Path(work_dir)
     headers = [h for s, _, h, _ in COLUMNS if s in stages]
-    md = [f'Transfer results ({profile} profile). Metrics: COCO AP x 100 (CocoMetric), '
+    dense = ', '.join(f'{s}: {PROTOCOLS[stage_protocol(s, protocol)]}' for s in ('coco', 'ade')
+                      if s in stages)
+    md = [f'Transfer results ({profile} profile' + (f'; {dense}' if profile == 'paper' and dense
+                                                      else '') + '). Metrics: COCO AP x 100 (CocoMetric), '
           'ADE20K mIoU (IoUMetric), ImageNet top-1 (Accuracy), MAE-CT (CT) frozen-feature '
           'k-NN / linear / 1-shot / clustering accuracy. In brackets: the model before transfer '
           'training (pretrained backbone, untrained heads), for CT the backbone before tuning.',
@@ -216,7 +244,7 @@ def write_results(work_dir, rows, stages, profile):
         md.append('| ' + ' | '.join(cells) + ' |')
         csv_rows.append(flat)
     # published numbers: beside a run only where protocol and pretraining match
-    comparable = [(row['method'], h, comparable_reference(row['method'], h, profile))
+    comparable = [(row['method'], h, comparable_reference(row['method'], h, profile, protocol))
                   for row in rows for h in headers]
     comparable = [c for c in comparable if c[2] is not None]
     md += ['', 'Published numbers measured with the protocol and pretraining of these runs:']
@@ -241,12 +269,13 @@ def write_results(work_dir, rows, stages, profile):
         writer.writeheader()
         writer.writerows(csv_rows)
     write_json_atomic(work_dir / 'results.json', dict(
-        profile=profile, stages=list(stages), rows=rows, references=REFERENCES,
+        profile=profile, protocol=protocol, stages=list(stages), rows=rows,
+        references=REFERENCES,
         comparable_references=[dict(ref, method=m, column=h) for m, h, ref in comparable]))
     return text
 
 
-def plot_results(work_dir, rows, stages, profile='synthetic'):
+def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default'):
     """loss_curves.png (one panel per stage, one line per method) and metrics.png (bars per
     method; a published number beside a bar only where it was measured with the run's protocol
     and pretraining, :func:`comparable_reference`). Returns the written paths."""
@@ -256,8 +285,8 @@ def plot_results(work_dir, rows, stages, profile='synthetic'):
 
     work_dir = Path(work_dir)
     written = []
-    curves = {(r['method'], s): loss_curve(work_dir / r['method'] / s) for r in rows
-              for s in stages}
+    curves = {(r['method'], s): loss_curve(work_dir / r['method'] / stage_dir_name(s, protocol))
+              for r in rows for s in stages}
     trained = [s for s in stages if any(curves[r['method'], s] for r in rows)]
     if trained:
         fig, axes = plt.subplots(1, len(trained), figsize=(4.2 * len(trained), 3.4),
@@ -283,7 +312,7 @@ def plot_results(work_dir, rows, stages, profile='synthetic'):
             names = [r['method'] for r in rows]
             ours = [r['metrics'].get(h, 0.) for r in rows]
             base = [r['metrics'].get(h + ' (untrained)', 0.) for r in rows]
-            refs = [comparable_reference(n, h, profile) for n in names]
+            refs = [comparable_reference(n, h, profile, protocol) for n in names]
             x = range(len(names))
             ax.bar([i - .27 for i in x], ours, .27, label='this run')
             ax.bar(list(x), base, .27, label='untrained')

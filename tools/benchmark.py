@@ -34,6 +34,10 @@ def parse_args():
     p.add_argument('--profile', choices=['synthetic', 'paper'], default='synthetic',
                    help='synthetic: CPU-sized configs on the embedded data (default); paper: '
                    'the ViT-B recipes on real COCO / ADE20K / ImageNet')
+    p.add_argument('--protocol', choices=list(bm.DENSE_PROTOCOLS), default='default',
+                   help="paper profile, COCO and ADE20K stages: 'default' runs ViTDet's COCO "
+                   "and mmseg's MAE ADE20K recipes, 'cae' CAE's own recipes (stage folders "
+                   'coco-cae, ade-cae)')
     p.add_argument('--methods', nargs='+', default=list(bm.METHODS),
                    choices=list(bm.METHODS + bm.BASELINES))
     p.add_argument('--stages', nargs='+', default=list(bm.DEFAULT_STAGES),
@@ -127,13 +131,13 @@ class Suite:
     def run_stage(self, method, stage, pretrained):
         """Train + evaluate one stage unless it is complete; returns its result."""
         label = f'{method} | {stage}'
-        stage_dir = self.work_dir / method / stage
+        stage_dir = self.work_dir / method / bm.stage_dir_name(stage, self.args.protocol)
         done = bm.read_result(stage_dir)
         if done is not None:
             print(f'[{label}] complete, skipped ({stage_dir / "result.json"})', flush=True)
             return done
         stage_dir.mkdir(parents=True, exist_ok=True)
-        config = bm.config_path(REPO, self.args.profile, method, stage)
+        config = bm.config_path(REPO, self.args.profile, method, stage, self.args.protocol)
         eval_options = list(self.args.cfg_options)
         if stage != 'pretrain':
             eval_options.append(f'model.backbone.pretrained={pretrained}')
@@ -183,9 +187,11 @@ class Suite:
             for stage in self.args.stages:
                 if method == 'scratch' and stage == 'pretrain':
                     continue
-                config = bm.config_path(REPO, 'paper', method, stage).relative_to(REPO)
+                config = bm.config_path(REPO, 'paper', method, stage,
+                                        self.args.protocol).relative_to(REPO)
                 gpus = bm.STAGE_CONFIGS[stage]['gpus']
-                wd = Path(self.args.work_dir) / method / stage
+                wd = Path(self.args.work_dir) / method / bm.stage_dir_name(stage,
+                                                                           self.args.protocol)
                 extra = '' if stage == 'pretrain' else (
                     f' --cfg-options model.backbone.pretrained={ckpt}')
                 print(f'tools/dist_train.sh {config} {gpus} --work-dir {wd}{extra}')
@@ -235,9 +241,11 @@ class Suite:
                 result = self.run_stage(method, stage, pretrained)
                 if stage == 'pretrain':
                     pretrained = result['checkpoint']
-        rows = bm.collect(self.work_dir, self.args.methods, self.args.stages)
-        table = bm.write_results(self.work_dir, rows, self.args.stages, self.args.profile)
-        plots = bm.plot_results(self.work_dir, rows, self.args.stages, self.args.profile)
+        rows = bm.collect(self.work_dir, self.args.methods, self.args.stages, self.args.protocol)
+        table = bm.write_results(self.work_dir, rows, self.args.stages, self.args.profile,
+                                 self.args.protocol)
+        plots = bm.plot_results(self.work_dir, rows, self.args.stages, self.args.profile,
+                                self.args.protocol)
         print('\n' + table)
         print(f'written: {self.work_dir}/results.md, results.csv, results.json, '
               + ', '.join(p.name for p in plots))
