@@ -16,6 +16,9 @@ median of repeats after warm-up, in this process with torch's default threads.
   (1024x1024, batch 1) and UperNet (512x512, batch 2) on CPU, each in a fresh subprocess.
 - roi: mmcv's RoIAlign vs the torchvision kernel (mmcv's use_torchvision) on a Mask R-CNN-sized
   RoI batch, forward + backward.
+- knn: MAE-CT's k-NN (k = 10, chunked) on ImageNet-sized random features (1.28M x 768 train),
+  for a slice of the 50k test features, in a fresh process: seconds, extrapolated to the 50k
+  test images, and peak memory (the unchunked similarity matrix would need ~256 GB).
 """
 import argparse
 import json
@@ -278,6 +281,39 @@ def bench_roi():
     return out
 
 
+KNN_CHILD = '''
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+import torch
+from lomar_transfer.evaluation import knn_accuracy
+g = torch.Generator().manual_seed(0)
+train = torch.randn({n_train}, {dims}, generator=g)
+train_y = torch.randint(0, 1000, ({n_train}, ), generator=g)
+test = torch.randn({n_test}, {dims}, generator=g)
+test_y = torch.randint(0, 1000, ({n_test}, ), generator=g)
+features_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+t = time.perf_counter()
+acc = knn_accuracy(train, train_y, test, test_y, k=10)
+sec = time.perf_counter() - t
+print(json.dumps(dict(seconds=sec, top1=acc, features_rss_gib=features_gib,
+                      peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)))
+'''
+
+
+def bench_knn(n_train=1281167, n_test=2048, dims=768, full_test=50000):
+    code = KNN_CHILD.format(repo=str(REPO), n_train=n_train, n_test=n_test, dims=dims)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    if out.returncode:
+        return dict(error=out.stderr.strip().splitlines()[-1])
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r.update(n_train=n_train, n_test=n_test, dims=dims, full_test=full_test,
+             seconds_full_test=r['seconds'] * full_test / n_test,
+             gflops=2 * n_train * n_test * dims / r['seconds'] / 1e9,
+             unchunked_matrix_gib=full_test * n_train * 4 / 2**30)
+    print(f'  knn: {r}', flush=True)
+    return r
+
+
 # ----------------------------------------------------------------------------- report
 def markdown(res):
     lines = [f'Machine: {res["machine"]}; torch {res["torch"]}, {res["threads"]} threads.', '']
@@ -324,6 +360,18 @@ def markdown(res):
                   f'| mmcv | {r["mmcv_seconds"]:.2f} |',
                   f'| torchvision (mmcv use_torchvision=True) | {r["torchvision_seconds"]:.2f} |',
                   f'| speed-up | {r["speedup_torchvision"]:.2f}x |', '']
+    if 'knn' in res and 'error' not in res['knn']:
+        r = res['knn']
+        lines += [f'| MAE-CT k-NN, k = 10, {r["n_train"]} x {r["dims"]} train features | |',
+                  '|---|---|',
+                  f'| {r["n_test"]} test features, s | {r["seconds"]:.1f} |',
+                  f'| extrapolated to {r["full_test"]} test features, min | '
+                  f'{r["seconds_full_test"] / 60:.1f} |',
+                  f'| similarity GFLOP/s | {r["gflops"]:.0f} |',
+                  f'| peak RSS (features alone), GiB | {r["peak_rss_gib"]:.1f} '
+                  f'({r["features_rss_gib"]:.1f}) |',
+                  f'| unchunked {r["full_test"]} x {r["n_train"]} matrix, GiB | '
+                  f'{r["unchunked_matrix_gib"]:.0f} |', '']
     return '\n'.join(lines)
 
 
@@ -352,6 +400,8 @@ def main():
         res['dense'] = bench_dense()
     if 'roi' in args.sections:
         res['roi'] = bench_roi()
+    if 'knn' in args.sections:
+        res['knn'] = bench_knn()
     res['wall_seconds'] = time.time() - t0
     res['max_rss_gib_parent'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     if Path(args.out).exists():  # keep the sections not re-run this time

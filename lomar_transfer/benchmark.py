@@ -40,9 +40,12 @@ STAGE_CONFIGS = {
                    paper='vit-base-p16_8xb2048-linear-coslr-90e_in1k.py', gpus=8,
                    metrics=('accuracy/top1', )),
     # MAE-CT tuning (configs/maect/), then frozen-feature evaluation (tools/feature_eval.py with
-    # the method's linear-probe config) of the pretrained and of the tuned backbone
+    # the method's linear-probe config) of the pretrained and of the tuned backbone. The paper
+    # recipe runs MAE-CT's two phases, the head alone (paper_head, in the stage's head/ folder)
+    # then the tuning from its checkpoint; the synthetic config runs both in one short run.
     'maect': dict(synthetic='maect-{m}_vit-tiny-p8_synthetic.py',
-                  paper='maect-{m}_vit-base-p16_8xb128-coslr-40e_in1k.py', gpus=8,
+                  paper_head='maect-{m}_vit-base-p16_8xb128-coslr-20e-head_in1k.py',
+                  paper='maect-{m}_vit-base-p16_8xb128-coslr-20e-tune_in1k.py', gpus=8,
                   metrics=('knn/top1', 'linear/top1', 'lowshot1/top1', 'cluster/acc')),
 }
 # Table columns: (stage, metric key, header, scale to the usual percent/AP x 100 convention)
@@ -151,10 +154,15 @@ def comparable_reference(method, column, profile, protocol='default'):
     return None
 
 
-def config_path(repo, profile, method, stage, protocol='default'):
-    """Config of one stage; 'scratch' uses MAE's configs with no pretrained weights."""
+def config_path(repo, profile, method, stage, protocol='default', phase=None):
+    """Config of one stage; 'scratch' uses MAE's configs with no pretrained weights.
+    ``phase='head'``: the first of a stage's two runs (MAE-CT's paper recipe), or None."""
     key = 'paper_cae' if profile == 'paper' and stage_protocol(stage, protocol) != stage \
         else profile
+    if phase is not None:
+        key = f'{key}_{phase}'
+        if key not in STAGE_CONFIGS[stage]:
+            return None
     spec = STAGE_CONFIGS[stage][key]
     cfg_method = 'mae' if method == 'scratch' else method
     name = spec[cfg_method] if isinstance(spec, dict) else spec.format(m=cfg_method)

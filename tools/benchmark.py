@@ -158,6 +158,20 @@ class Suite:
         resume = (stage_dir / 'last_checkpoint').exists()
         print(f'[{label}] {"resuming" if resume else "training"}: {result["config"]}',
               flush=True)
+        head = bm.config_path(REPO, self.args.profile, method, stage, self.args.protocol, 'head')
+        if head is not None:  # MAE-CT's first phase, the head alone, in its own folder
+            head_dir = stage_dir / 'head'
+            if not (head_dir / 'phase_done').exists():
+                head_dir.mkdir(exist_ok=True)
+                print(f'[{label}] phase 1: {head.relative_to(REPO)}', flush=True)
+                head_resume = (head_dir / 'last_checkpoint').exists()
+                self.run(self.train_cmd(head, head_dir, eval_options)
+                         + (['--resume'] if head_resume else []), head_dir / 'train.log', label)
+                (head_dir / 'phase_done').write_text('')
+            head_ckpt = (head_dir / 'last_checkpoint').read_text().strip()
+            train_options = [o for o in train_options if not o.startswith('model.backbone.'
+                                                                              'pretrained=')]
+            train_options.append(f'load_from={head_ckpt}')
         cmd = self.train_cmd(config, stage_dir, train_options)
         self.run(cmd + (['--resume'] if resume else []), stage_dir / 'train.log', label)
         ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
@@ -194,6 +208,11 @@ class Suite:
                                                                            self.args.protocol)
                 extra = '' if stage == 'pretrain' else (
                     f' --cfg-options model.backbone.pretrained={ckpt}')
+                head = bm.config_path(REPO, 'paper', method, stage, self.args.protocol, 'head')
+                if head is not None:  # MAE-CT: the head alone, then the tuning from it
+                    print(f'tools/dist_train.sh {head.relative_to(REPO)} {gpus} '
+                          f'--work-dir {wd}/head{extra}')
+                    extra = f' --cfg-options load_from={wd}/head/iter_N.pth'
                 print(f'tools/dist_train.sh {config} {gpus} --work-dir {wd}{extra}')
                 if stage == 'pretrain':
                     ckpt = f'{wd}/epoch_N.pth'

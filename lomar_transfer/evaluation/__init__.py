@@ -1,5 +1,9 @@
-from .feature_eval import (clustering_accuracy, extract_features, knn_accuracy,
-                           linear_probe_accuracy, low_shot_indices)
+from .feature_eval import (PROBE_LRS, clustering_accuracy, clustering_scores, extract_features,
+                           feature_stats, knn_accuracy, knn_topk, linear_probe_accuracy,
+                           logistic_regression_accuracy, low_shot_indices, read_split_file,
+                           split_indices, standardise)
 
-__all__ = ['clustering_accuracy', 'extract_features', 'knn_accuracy', 'linear_probe_accuracy',
-           'low_shot_indices']
+__all__ = ['PROBE_LRS', 'clustering_accuracy', 'clustering_scores', 'extract_features',
+           'feature_stats', 'knn_accuracy', 'knn_topk', 'linear_probe_accuracy',
+           'logistic_regression_accuracy', 'low_shot_indices', 'read_split_file', 'split_indices',
+           'standardise']

@@ -35,6 +35,15 @@ class MAECT(BaseSelfSupervisor):
             self.target_neck = ExponentialMovingAverage(self.neck, momentum=1 - target_momentum)
             self.target_neck.requires_grad_(False)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a head-phase checkpoint (MAE-CT's stage 2, no EMA projector) starts the EMA projector
+        # of the tuning phase as its projector (official nnclr_ema_queue_head.py:11-17)
+        target, neck = prefix + 'target_neck.', prefix + 'neck.'
+        if self.target_neck is not None and not any(k.startswith(target) for k in state_dict):
+            for k in [k for k in state_dict if k.startswith(neck)]:
+                state_dict[target + 'module.' + k[len(neck):]] = state_dict[k]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def extract_feat(self, inputs):
         return self.backbone(inputs)
 

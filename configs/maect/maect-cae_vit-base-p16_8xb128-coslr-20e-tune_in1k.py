@@ -1,0 +1,7 @@
+# MAE-CT phase 2 (tuning) for a CAE ViT-B/16, from
+# configs/maect/maect-cae_vit-base-p16_8xb128-coslr-20e-head_in1k.py; the MAE ViT-B/16 recipe
+# otherwise.
+_base_ = './maect-mae_vit-base-p16_8xb128-coslr-20e-tune_in1k.py'
+
+model = dict(backbone=dict(qkv_bias='qv', layer_scale_init_value=0.1, sincos_order='cae'))
+load_from = 'work_dirs/maect-cae_vit-base-p16_8xb128-coslr-20e-head_in1k/iter_25020.pth'

@@ -1,6 +1,0 @@
-# MAE-CT for a LoMaR ViT-B/16 (configs/lomar/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py).
-_base_ = './maect-mae_vit-base-p16_8xb128-coslr-40e_in1k.py'
-
-model = dict(backbone=dict(
-    rel_pos=True, pos_embed=None,
-    pretrained='work_dirs/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k/epoch_1600.pth'))
