@@ -204,22 +204,14 @@ def low_shot_indices(labels, per_class=None, fraction=None, seed=0):
     return torch.cat(picked).sort().values
 
 
-def logistic_regression_accuracy(train_f, train_y, test_f, test_y, lambd=0.00025,
-                                 preprocess_test=False, max_iter=300):
-    """Top-1 (%) of MAE-CT's low-shot classifier (loggers/offline_logistic_regression_logger.py
-    :59-78, MSN's logistic_eval.py): multinomial logistic regression without intercept and an
-    L2 penalty ``lambd / N / 2 * ||W||^2``, on train features centred and L2-normalised per row.
-    The problem is strictly convex, so L-BFGS in float64 reaches the optimum cyanure's solver
-    reaches. MAE-CT scores the raw test features (``preprocess_test=False``); MSN preprocesses
-    them as the train ones.
-    """
-    def prep(x):
-        x = x.double()
-        return F.normalize(x - x.mean(1, keepdim=True), dim=1)
-    x, y = prep(train_f), train_y
-    xt = prep(test_f) if preprocess_test else test_f.double()
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
-    lam = lambd / len(x)
+def _row_centred_unit(x):
+    x = x.double()
+    return F.normalize(x - x.mean(1, keepdim=True), dim=1)
+
+
+def fit_logistic_regression(x, y, num_classes, lambd, max_iter=300):
+    """(C, D) weights minimising mean cross-entropy + ``lambd / 2 * ||W||^2`` (no intercept),
+    float64 L-BFGS: the problem is strictly convex, so this is the optimum cyanure reaches."""
     w = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w], max_iter=max_iter, tolerance_grad=1e-10,
                             tolerance_change=1e-12, history_size=20,
@@ -227,13 +219,27 @@ def logistic_regression_accuracy(train_f, train_y, test_f, test_y, lambd=0.00025
 
     def closure():
         opt.zero_grad()
-        loss = F.cross_entropy(x @ w.T, y) + lam / 2 * (w**2).sum()
+        loss = F.cross_entropy(x @ w.T, y) + lambd / 2 * (w**2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        return ((xt @ w.T).argmax(1) == test_y).float().mean().item() * 100
+    return w.detach()
+
+
+def logistic_regression_accuracy(train_f, train_y, test_f, test_y, lambd=0.00025,
+                                 preprocess_test=False, max_iter=300):
+    """Top-1 (%) of MAE-CT's low-shot classifier (loggers/offline_logistic_regression_logger.py
+    :59-78, MSN's logistic_eval.py): multinomial logistic regression without intercept and an
+    L2 penalty ``lambd / N / 2 * ||W||^2``, on train features centred and L2-normalised per row
+    (:func:`fit_logistic_regression`). MAE-CT scores the raw test features
+    (``preprocess_test=False``); MSN preprocesses them as the train ones.
+    """
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    x = _row_centred_unit(train_f)
+    w = fit_logistic_regression(x, train_y, num_classes, lambd / len(x), max_iter)
+    xt = _row_centred_unit(test_f) if preprocess_test else test_f.double()
+    return ((xt @ w.T).argmax(1) == test_y).float().mean().item() * 100
 
 
 def kmeans(x, k, iters=50, seed=0):
