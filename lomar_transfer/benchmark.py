@@ -224,8 +224,8 @@ def write_results(work_dir, rows, stages, profile, protocol='default'):
     headers = [h for s, _, h, _ in COLUMNS if s in stages]
     dense = ', '.join(f'{s}: {PROTOCOLS[stage_protocol(s, protocol)]}' for s in ('coco', 'ade')
                       if s in stages)
-    md = [f'Transfer results ({profile} profile' + (f'; {dense}' if profile == 'paper' and dense
-                                                      else '') + '). Metrics: COCO AP x 100 (CocoMetric), '
+    title = f'{profile} profile' + (f'; {dense}' if profile == 'paper' and dense else '')
+    md = [f'Transfer results ({title}). Metrics: COCO AP x 100 (CocoMetric), '
           'ADE20K mIoU (IoUMetric), ImageNet top-1 (Accuracy), MAE-CT (CT) frozen-feature '
           'k-NN / linear / 1-shot / clustering accuracy. In brackets: the model before transfer '
           'training (pretrained backbone, untrained heads), for CT the backbone before tuning.',

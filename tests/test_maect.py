@@ -182,12 +182,15 @@ def test_tuning_raises_knn_of_a_briefly_pretrained_mae(tmp_path):
     assert after['linear/top1'] > before['linear/top1'], report
 
 
+VIT_B = 'configs/maect/maect-mae_vit-base-p16_8xb128-coslr-20e'
+
+
 def test_official_phases_of_the_vit_b_recipe():
     """MAE-CT's two runs (yamls/stage2_maect_prepare_head, stage3_maect_contrastive_tuning):
     each with its own 20% warm-up and cosine at 1e-4 per 256 views (two views per image)."""
     from mmengine.config import Config
-    head = Config.fromfile(REPO / 'configs/maect/maect-mae_vit-base-p16_8xb128-coslr-20e-head_in1k.py')
-    tune = Config.fromfile(REPO / 'configs/maect/maect-mae_vit-base-p16_8xb128-coslr-20e-tune_in1k.py')
+    head = Config.fromfile(REPO / f'{VIT_B}-head_in1k.py')
+    tune = Config.fromfile(REPO / f'{VIT_B}-tune_in1k.py')
     iters = 20 * (1281167 // 1024)
     for cfg in (head, tune):
         assert cfg.optim_wrapper.optimizer.lr == 1e-4 * 2 * 1024 / 256
@@ -222,7 +225,7 @@ def test_tuning_optimizer_decays_head_weights_only():
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import MODELS, DefaultScope
-    cfg = Config.fromfile(REPO / 'configs/maect/maect-mae_vit-base-p16_8xb128-coslr-20e-tune_in1k.py')
+    cfg = Config.fromfile(REPO / f'{VIT_B}-tune_in1k.py')
     cfg.model.neck.norm_cfg = cfg.model.head.predictor.norm_cfg = dict(type='BN1d')
     cfg.optim_wrapper.type = 'OptimWrapper'
     cfg.optim_wrapper.pop('dtype')

@@ -1,4 +1,5 @@
-# MAE-CT phase 1 (head only) for a CAE ViT-B/16 (configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py);
+# MAE-CT phase 1 (head only) for a CAE ViT-B/16
+# (configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py);
 # the MAE ViT-B/16 recipe otherwise.
 _base_ = './maect-mae_vit-base-p16_8xb128-coslr-20e-head_in1k.py'
 

@@ -24,7 +24,8 @@
 # LoMaR keeps its own relative position (its contextual RPE in every block) instead of BEiT's
 # table; CAE keeps q/v biases and its pretrained LayerScale. Per-method leaves:
 # configs/{lomar,mae,cae}/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py.
-# CAE's own segmentation protocol: configs/*/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py.
+# CAE's own segmentation protocol:
+# configs/*/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py.
 _base_ = 'mmseg::mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 

@@ -19,7 +19,8 @@
 #   - mmengine AMP instead of apex O1 (apex is not installable here; same fp16 arithmetic).
 #   - CAE's code overwrites its own sin-cos table with noise before loading the checkpoint's
 #     (cae.py:354-355); the loaded table is what counts, and it is what we load.
-# Per-method leaves: configs/{lomar,mae,cae}/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py.
+# Per-method leaves:
+# configs/{lomar,mae,cae}/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py.
 _base_ = './upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py'
 
 model = dict(backbone=dict(layer_scale_init_value=0.1))

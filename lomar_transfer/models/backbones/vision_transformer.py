@@ -377,7 +377,8 @@ class VisionTransformer(BaseModule):
         self.patch_size = patch_size
         self.grid_hw = (img_size // patch_size, img_size // patch_size)
         self.pretrain_grid_hw = (pretrain_img_size // patch_size, ) * 2
-        self.pos_grid_hw = self.pretrain_grid_hw if learned_pos_grid == 'pretrain' else self.grid_hw
+        self.pos_grid_hw = (self.pretrain_grid_hw if learned_pos_grid == 'pretrain'
+                            else self.grid_hw)
         self.out_type = out_type
         self.final_norm = final_norm
         self.out_indices = sorted(i % self.depth for i in out_indices)
