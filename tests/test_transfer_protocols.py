@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, DefaultScope
@@ -288,3 +289,51 @@ def test_protocol_config_trains_a_step_at_task_size(path, batch):
     tables = [p for p in (getattr(attn, 'rel_pos_h', None),
                           getattr(attn, 'relative_position_bias_table', None)) if p is not None]
     assert all(t.abs().sum() > 0 for t in tables)
+
+
+PRETRAIN = {'lomar': 'LoMaRViT', 'mae': 'MAEPretrainViT', 'cae': 'CAEPretrainViT'}
+LEAVES = ('mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py',
+          'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py',
+          'mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py',
+          'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py')
+
+
+@pytest.mark.parametrize('method', ['lomar', 'mae', 'cae'])
+@pytest.mark.parametrize('leaf', LEAVES)
+def test_each_protocol_loads_each_methods_pretraining(tmp_path, method, leaf):
+    """The suite's own pretraining checkpoint of each method loads into each protocol's backbone
+    (as the method's leaf configures it): everything the pretraining trained is loaded, only
+    the protocol's new tensors start anew, and a learned table starts from the method's fixed
+    one (CAE's in CAE's channel order)."""
+    import lomar_transfer.models as models
+    from lomar_transfer.checkpoint import load_pretrained_backbone
+    from lomar_transfer.models.backbones.vision_transformer import sincos_pos_embed_2d
+    from mmengine.runner import save_checkpoint
+    pre = perturb_(getattr(models, PRETRAIN[method])(arch=ARCH, patch_size=16, img_size=112))
+    path = tmp_path / 'pretrain.pth'
+    save_checkpoint({'state_dict': {f'backbone.{k}': v for k, v in pre.state_dict().items()}},
+                    str(path))
+    cfg = backbone_cfg(f'configs/{method}/{leaf}', img_size=128, pretrain_img_size=112)
+    cfg.update(window_size=4 if cfg.get('window_size') else 0, global_attn_indices=(1, 3))
+    vit = VisionTransformer(**cfg)
+    vit.init_weights()
+    result = load_pretrained_backbone(vit, str(path))
+    new = {k.split('.')[-1] if k.startswith('blocks.') else k for k in result.missing_keys}
+    assert new <= {'rel_pos_h', 'rel_pos_w', 'relative_position_bias_table', 'gamma'}, new
+    ours = vit.state_dict()
+    for k, v in pre.state_dict().items():
+        if k in ours and k != 'pos_embed':
+            assert torch.equal(ours[k], v), k  # every trained tensor arrives
+    if vit.pos_embed_type == 'learned':
+        order = 'cae' if method == 'cae' else 'mae'
+        table = sincos_pos_embed_2d((7, 7), 64, order=order)
+        h, w = vit.pos_grid_hw
+        # mmseg / ViTDet: the 7x7 table bicubic-resampled to the learned table's grid
+        want = F.interpolate(table.reshape(1, 7, 7, 64).permute(0, 3, 1, 2), size=(h, w),
+                             mode='bicubic', align_corners=False).permute(0, 2, 3, 1)
+        start = vit.pos_embed[0, vit.num_prefix_tokens:]
+        assert torch.allclose(start, want.reshape(h * w, 64), atol=1e-5)
+        assert vit.num_prefix_tokens == 0 or vit.pos_embed[0, 0].abs().max() == 0
+    if method != 'cae' and 'ls1.gamma' in str(result.missing_keys):  # LayerScale is new
+        want = 1.0 if leaf.startswith('upernet') and not leaf.endswith('_cae.py') else 0.1
+        assert all(torch.all(b.ls1.gamma == want) for b in vit.blocks)
