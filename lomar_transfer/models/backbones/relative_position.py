@@ -1,4 +1,7 @@
-"""LoMaR's learnable relative position encoding (iRPE, contextual mode on keys, product method).
+"""Relative position terms of the attention logits: LoMaR's contextual encoding (iRPE) and
+ViTDet's decomposed tables (:func:`get_rel_pos`, :func:`decomposed_rel_pos_bias`, at the end).
+
+LoMaR's learnable relative position encoding (iRPE, contextual mode on keys, product method).
 
 For query token i and key token j at 2-D patch offset (dy, dx), the attention logit
 ``scale * q_i . k_j`` gets ``q_i . r[bucket(dy, dx)]`` (the *unscaled* query, as the official
