@@ -8,4 +8,6 @@ from . import checkpoint  # noqa: F401  (registers the safe local checkpoint loa
 from .registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: F401
                        TRANSFORMS)
 
+import _lomar_transfer_scope  # noqa: F401,E402  (lomar_transfer:: configs, if the .pth is absent)
+
 __version__ = '0.1.0'

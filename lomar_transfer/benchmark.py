@@ -10,6 +10,9 @@ import csv
 import json
 from pathlib import Path
 
+# The configs, as the package ships them (OpenMMLab's layout, what ``lomar_transfer::`` reads): a
+# link to the repository's configs/ in a clone, a copy in an installed wheel.
+CONFIG_ROOT = (Path(__file__).parent / '.mim' / 'configs').resolve()
 METHODS = ('lomar', 'mae', 'cae')
 # 'scratch': the MAE-shaped backbone from random initialisation, a no-pretraining baseline
 BASELINES = ('scratch', )
@@ -154,7 +157,7 @@ def comparable_reference(method, column, profile, protocol='default'):
     return None
 
 
-def config_path(repo, profile, method, stage, protocol='default', phase=None):
+def config_path(profile, method, stage, protocol='default', phase=None):
     """Config of one stage; 'scratch' uses MAE's configs with no pretrained weights.
     ``phase='head'``: the first of a stage's two runs (MAE-CT's paper recipe), or None."""
     key = 'paper_cae' if profile == 'paper' and stage_protocol(stage, protocol) != stage \
@@ -166,7 +169,14 @@ def config_path(repo, profile, method, stage, protocol='default', phase=None):
     spec = STAGE_CONFIGS[stage][key]
     cfg_method = 'mae' if method == 'scratch' else method
     name = spec[cfg_method] if isinstance(spec, dict) else spec.format(m=cfg_method)
-    return Path(repo) / 'configs' / ('maect' if stage == 'maect' else cfg_method) / name
+    return CONFIG_ROOT / ('maect' if stage == 'maect' else cfg_method) / name
+
+
+def show_path(path):
+    """``path`` relative to the working directory when inside it (``configs/...`` in a clone of
+    the repository), else absolute (the installed package's ``.mim/configs``)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def write_json_atomic(path, obj):

@@ -64,15 +64,27 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     return cfg
 
 
-def add_safety_hooks(cfg):
-    """Every training run: atomic checkpoints, exact resume, stop on a NaN / inf loss."""
-    ckpt = cfg.get('default_hooks', {}).get('checkpoint')
-    if ckpt is not None and ckpt.get('type') in ('CheckpointHook', 'mmengine.CheckpointHook'):
-        ckpt['type'] = 'lomar_transfer.AtomicCheckpointHook'
-    hooks = list(cfg.get('custom_hooks', []))
-    have = {h.get('type') for h in hooks}
-    for name in ('lomar_transfer.ExactResumeHook', 'lomar_transfer.FiniteLossHook'):
-        if name not in have:
-            hooks.append(dict(type=name))
-    cfg.custom_hooks = hooks
+def build_runner(cfg):
+    """The runner the config names (``runner_type``, as the stock tools do), else mmengine's."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+def add_tracking(cfg, tensorboard=False, wandb_project=None):
+    """Add mmengine's TensorBoard and/or Weights & Biases backends to the config's visualizer
+    (kept: its LocalVisBackend, which writes scalars.json). The same two entries can be written
+    in any config: ``visualizer = dict(vis_backends=[dict(type='LocalVisBackend'),
+    dict(type='TensorboardVisBackend')])``."""
+    if not (tensorboard or wandb_project):
+        return cfg
+    visualizer = cfg.setdefault('visualizer', dict(type='Visualizer'))
+    backends = list(visualizer.get('vis_backends') or [dict(type='LocalVisBackend')])
+    if tensorboard:
+        backends.append(dict(type='TensorboardVisBackend'))
+    if wandb_project:
+        name = osp.basename(osp.normpath(cfg.work_dir))
+        backends.append(dict(type='WandbVisBackend',
+                             init_kwargs=dict(project=wandb_project, name=name)))
+    visualizer['vis_backends'] = backends
     return cfg

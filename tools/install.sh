@@ -169,6 +169,13 @@ mmcv_ok || die "mmcv changed while installing the OpenMMLab projects"
 
 log "5/5 lomar_transfer (editable)"
 pip_install --no-deps --no-build-isolation -e "$ROOT"
+# mmengine finds `lomar_transfer::` configs at <dist location>/lomar_transfer/.mim/configs
+# (mmengine/utils/package_utils.py get_installed_path); an editable install has its dist-info in
+# site-packages but no package folder there, so give it one: a link to the clone's package.
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+ln -sfn "$ROOT/lomar_transfer" "$SITE/lomar_transfer"
+# and the start-up hook a wheel install puts there (lets mmengine accept lomar_transfer::)
+cp "$ROOT/lomar_transfer.pth" "$SITE/lomar_transfer.pth"
 env_works || die "the environment does not import (run: $PY -c 'import lomar_transfer')"
 stamp_key >"$STAMP"
 log "done in $(( $(date +%s) - start ))s"

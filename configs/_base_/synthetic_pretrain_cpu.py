@@ -18,8 +18,8 @@ cpu_param_scheduler = [
 cpu_train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=cpu_max_iters)
 cpu_default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=cpu_max_iters, by_epoch=False,
-                    max_keep_ckpts=1))
+    checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', interval=cpu_max_iters,
+                    by_epoch=False, max_keep_ckpts=1))
 cpu_optim_wrapper = dict(  # fp32 (no AMP on CPU); the official decay groups (timm's rule: none
     _delete_=True,          # for 1-D parameters and biases, decay for tokens and RPE tables)
     type='OptimWrapper',

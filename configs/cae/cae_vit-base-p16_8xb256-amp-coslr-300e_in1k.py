@@ -3,8 +3,10 @@
 # weights cannot be downloaded at run time: put dalle_encoder.pth at data/dalle_encoder.pth (or
 # set model.target_generator.weights); building the model fails with instructions otherwise.
 # Offline default: cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py (RGB targets).
-_base_ = 'mmpretrain::cae/cae_beit-base-p16_8xb256-amp-coslr-300e_in1k.py'
+_base_ = ['mmpretrain::cae/cae_beit-base-p16_8xb256-amp-coslr-300e_in1k.py', '../_base_/safety.py']
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
+default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 #
 # Set to the official recipe (github lxtGH/CAE scripts/cae_base_800e.sh, run_pretraining.py)

@@ -2,8 +2,10 @@
 # backbone. Only `custom_imports`, `model.backbone` and the FPN's `in_channels` change: the ViT
 # returns the blocks 4/6/8/12 rescaled to strides 4-32 (`out_scales`), the pyramid that FPN and
 # the heads expect from a ResNet. The tuned ViT recipes are configs/{lomar,mae,cae}/mask-rcnn_*.
-_base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
+_base_ = ['mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py', '../_base_/safety.py']
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
+default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 model = dict(
     backbone=dict(

@@ -15,8 +15,10 @@ _base_ = [
     '../_base_/models/lomar_vit-base-p16.py',
     'mmpretrain::_base_/datasets/imagenet_bs512_mae.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../_base_/safety.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 
 # re-declared: inherited across packages it carries a `_scope_` key that default_collate rejects
 train_dataloader = dict(collate_fn=dict(_delete_=True, type='default_collate'))
@@ -35,6 +37,8 @@ param_scheduler = [
          begin=warmup_epochs, end=max_epochs, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3))
+default_hooks = dict(
+    _base_.safe_default_hooks,  # atomic checkpoints, exact resume, NaN stop
+    checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', interval=1, max_keep_ckpts=3))
 randomness = dict(seed=0, diff_rank_seed=True)
 auto_scale_lr = dict(base_batch_size=4096)

@@ -1,8 +1,10 @@
 # MAE ViT-B/16 pretraining on ImageNet-1k: mmpretrain's MAE recipe and algorithm (MAE,
 # MAEPretrainDecoder, MAEPretrainHead) with our ViT as the encoder, so that the weights transfer
 # to every task of the suite without conversion.
-_base_ = 'mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py'
+_base_ = ['mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py', '../_base_/safety.py']
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
+default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 model = dict(
     backbone=dict(_delete_=True, type='lomar_transfer.MAEPretrainViT', arch='base',

@@ -11,8 +11,9 @@
 #   mean-pooled patch tokens after the final norm (stage 3 yaml :70-71).
 # Phase 2 (configs/maect/maect-mae_vit-base-p16_8xb128-coslr-20e-tune_in1k.py) starts from
 # this run's last checkpoint: encoder, head and queue.
-_base_ = 'mmpretrain::_base_/default_runtime.py'
+_base_ = ['mmpretrain::_base_/default_runtime.py', '../_base_/safety.py']
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 
 dims, proj_dims = 768, 256
 epoch = 1281167 // 1024  # updates per epoch at batch 1024
@@ -69,8 +70,9 @@ param_scheduler = [
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
 default_hooks = dict(
+    _base_.safe_default_hooks,  # atomic checkpoints, exact resume, NaN stop
     logger=dict(type='LoggerHook', interval=50),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5 * epoch,
-                    max_keep_ckpts=2))
+    checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', by_epoch=False,
+                    interval=5 * epoch, max_keep_ckpts=2))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(base_batch_size=1024)

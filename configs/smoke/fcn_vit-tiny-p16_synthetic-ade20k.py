@@ -6,8 +6,10 @@ _base_ = [
     '../_base_/datasets/synthetic_ade20k.py',
     'mmseg::_base_/default_runtime.py',
     '../_base_/schedules/smoke_4iters.py',
+    '../_base_/safety.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 
 dims = 64
 crop_size = (192, 192)
@@ -29,6 +31,9 @@ model = dict(
                         num_classes=150, norm_cfg=norm_cfg))
 
 default_hooks = dict(
+    _base_.safe_default_hooks,  # atomic checkpoints, exact resume, NaN stop
     logger=dict(type='LoggerHook', interval=1),
-    checkpoint=dict(type='CheckpointHook', interval={{_base_.max_iters}}, by_epoch=False))
+    checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', interval={{_base_.max_iters}},
+                    by_epoch=False),
+    visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(by_epoch=False)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-MAKE_DATA = 'python tools/make_synthetic_data.py --out data/synthetic'
+MAKE_DATA = ('lomar-make-data --out data/synthetic (python tools/make_synthetic_data.py in a '
+             'clone of the repository)')
 LABEL_SAMPLE = 200  # segmentation label maps whose values are checked up front
 
 

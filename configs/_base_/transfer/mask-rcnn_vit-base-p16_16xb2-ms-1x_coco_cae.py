@@ -29,8 +29,11 @@ _base_ = [
     'mmdet::_base_/datasets/coco_instance.py',
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
+    '../safety.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
+default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # mmengine uses BN when not distributed
 model = dict(

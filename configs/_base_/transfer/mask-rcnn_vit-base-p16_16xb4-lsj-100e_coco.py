@@ -31,8 +31,10 @@
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::common/lsj-100e_coco-instance.py',
+    '../safety.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 
 image_size = (1024, 1024)
 norm_cfg = dict(type='lomar_transfer.LN2d', eps=1e-6)  # D2's channel LayerNorm
@@ -101,7 +103,9 @@ param_scheduler = [
          milestones=[163889, 177546], gamma=0.1),
 ]
 default_hooks = dict(
-    checkpoint=dict(by_epoch=False, interval=5000, max_keep_ckpts=2),
+    _base_.safe_default_hooks,  # atomic checkpoints, exact resume, NaN stop
+    checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', by_epoch=False, interval=5000,
+                    max_keep_ckpts=2),
     logger=dict(interval=50))
 log_processor = dict(by_epoch=False)
 auto_scale_lr = dict(base_batch_size=64)

@@ -26,8 +26,10 @@
 # configs/{lomar,mae,cae}/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py.
 # CAE's own segmentation protocol:
 # configs/*/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py.
-_base_ = 'mmseg::mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py'
+_base_ = ['mmseg::mae/mae-base_upernet_8xb2-amp-160k_ade20k-512x512.py', '../safety.py']
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
+default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 model = dict(
     pretrained=None,  # the method leaves set backbone.pretrained (mmseg would pass it on too)

@@ -5,8 +5,10 @@ _base_ = [
     '../datasets/synthetic_ade20k.py',
     'mmseg::_base_/default_runtime.py',
     './vit-tiny-p8_dense.py',
+    '../safety.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 
 dims = 128
 crop_size = (192, 192)
@@ -30,7 +32,9 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0., power=1.0, by_epoch=False, begin=15, end=max_iters),
 ]
 default_hooks = dict(
+    _base_.safe_default_hooks,  # atomic checkpoints, exact resume, NaN stop
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False,
-                    max_keep_ckpts=1))
+    checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', interval=max_iters, by_epoch=False,
+                    max_keep_ckpts=1),
+    visualization=dict(type='SegVisualizationHook'))  # as mmseg's schedules; drawn with --show-dir
 log_processor = dict(by_epoch=False)

@@ -13,8 +13,10 @@
 # - CAE uses its own schedule (lr 8e-3 at batch 4096, run_class_finetuning.py); here MAE's. Its
 #   leaf sets CAE's relative position bias and fc_norm from the pretrained norm (372-377);
 # - LoMaR's README runs this MAE recipe (100 epochs, blr 5e-4, layer decay 0.65), as here.
-_base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py'
+_base_ = ['mmpretrain::mae/benchmarks/vit-base-p16_8xb128-coslr-100e_in1k.py', '../safety.py']
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
+default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 model = dict(backbone=dict(
     _delete_=True,

@@ -4,8 +4,12 @@
 # with the backbone swapped for ours. Features are the average-pooled patch tokens for every
 # method (LoMaR has no image-level class token). Per-method leaves:
 # configs/{lomar,mae,cae}/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py.
-_base_ = 'mmpretrain::mae/benchmarks/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py'
+_base_ = [
+    'mmpretrain::mae/benchmarks/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py', '../safety.py'
+]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
+default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 model = dict(backbone=dict(
     _delete_=True,

@@ -5,8 +5,10 @@
 _base_ = [
     '../datasets/synthetic_imagenet.py',
     'mmpretrain::_base_/default_runtime.py',
+    '../safety.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
+runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 
 dims = 128
 model = dict(
@@ -49,7 +51,9 @@ train_cfg = dict(by_epoch=False, max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict()
 test_cfg = dict()
 default_hooks = dict(
+    _base_.safe_default_hooks,  # atomic checkpoints, exact resume, NaN stop
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=max_iters, by_epoch=False, max_keep_ckpts=1))
+    checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', interval=max_iters,
+                    by_epoch=False, max_keep_ckpts=1))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)

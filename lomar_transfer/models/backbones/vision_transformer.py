@@ -1,8 +1,9 @@
 """One Vision Transformer for pretraining and every transfer task.
 
-Shapes: images (B, 3, H, W) -> patch tokens (B, h*w, C) with h = H // patch_size, w = W // patch_size.
-Any input size whose sides are multiples of the patch size works: the fixed sin-cos embedding is
-computed for the actual grid, a learned one is resampled to it.
+Shapes: images (B, 3, H, W) -> patch tokens (B, h*w, C) with h = ceil(H / patch_size), w likewise
+(or the convolution's output size with an explicit ``patch_cfg=dict(padding=...)``). Any input
+size works, square or not: the fixed sin-cos embedding is computed for the actual grid, a learned
+one is resampled to it.
 """
 import math
 
@@ -13,6 +14,7 @@ from torch.utils.checkpoint import checkpoint
 from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
+from mmengine.utils import to_2tuple
 
 from ...registry import MODELS
 from .relative_position import ContextualKeyRPE, decomposed_rel_pos_bias
@@ -77,20 +79,38 @@ def resample_abs_pos_embed(pos_embed, new_hw, old_hw=None, num_prefix_tokens=1):
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patches -> tokens via a strided convolution; returns (tokens, (h, w))."""
+    """Patches -> tokens via a strided convolution; returns (tokens, (h, w)).
 
-    def __init__(self, patch_size=16, in_channels=3, embed_dims=768):
+    ``patch_size`` and ``padding`` are an int or (h, w). ``padding='corner'`` zero-pads
+    bottom/right up to a multiple of the patch size; an int is the convolution's own padding on
+    every side (ViTPose: 2). Both as mmcv's ``PatchEmbed``, which mmpretrain's ViT uses.
+    """
+
+    def __init__(self, patch_size=16, in_channels=3, embed_dims=768, padding='corner'):
         super().__init__()
-        self.patch_size = patch_size
-        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size=patch_size, stride=patch_size)
+        if isinstance(padding, str) and padding != 'corner':
+            raise ValueError(f"padding must be 'corner', an int or (h, w), got {padding!r}")
+        self.patch_size = tuple(to_2tuple(patch_size))
+        self.padding = padding if padding == 'corner' else tuple(to_2tuple(padding))
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel_size=self.patch_size,
+                              stride=self.patch_size,
+                              padding=0 if padding == 'corner' else self.padding)
+
+    def grid_size(self, img_hw):
+        """Token grid of an image of size (H, W) (mmcv PatchEmbed.init_out_size)."""
+        if self.padding == 'corner':
+            return tuple(-(-s // p) for s, p in zip(img_hw, self.patch_size))
+        return tuple((s + 2 * q - p) // p + 1
+                     for s, p, q in zip(img_hw, self.patch_size, self.padding))
 
     def forward(self, x):
         # Dense tasks feed arbitrary sizes (e.g. whole-image segmentation inference): pad
         # bottom/right to a multiple of the patch size, as mmcv's AdaptivePadding('corner') does.
-        h, w = x.shape[-2:]
-        pad_h, pad_w = -h % self.patch_size, -w % self.patch_size
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
+        if self.padding == 'corner':
+            h, w = x.shape[-2:]
+            pad_h, pad_w = -h % self.patch_size[0], -w % self.patch_size[1]
+            if pad_h or pad_w:
+                x = F.pad(x, (0, pad_w, 0, pad_h))
         x = self.proj(x)
         grid_hw = x.shape[-2:]
         return x.flatten(2).transpose(1, 2), tuple(grid_hw)
@@ -273,13 +293,22 @@ class Block(nn.Module):
 class VisionTransformer(BaseModule):
     """Plain ViT shared by pretraining and transfer.
 
+    Takes the arguments of ``mmpretrain.VisionTransformer`` that mmpose's ViTPose configs pass
+    (non-square ``img_size``, ``patch_cfg=dict(padding=2)``, an ``arch`` dict with mmpretrain's
+    key names), so that such a config only needs its backbone ``type`` changed.
+
     Args:
-        arch: 'tiny' | 'small' | 'base' | 'large', or a dict with embed_dims, depth, num_heads,
-            mlp_hidden_dims (missing keys taken from 'base').
-        img_size: input size; sets the grid of a learned position embedding (unless
-            ``learned_pos_grid='pretrain'``) and of the relative position tables.
-        pretrain_img_size: size the pretrained weights were trained at. A fixed sin-cos table
-            that a checkpoint does not store is rebuilt at this grid when it starts a learned one.
+        arch: 'tiny' | 'small' | 'base' | 'large' | 'huge', or a dict with embed_dims, depth
+            (or mmpretrain's num_layers), num_heads, mlp_hidden_dims (or feedforward_channels);
+            missing keys are taken from 'base'.
+        img_size: input size, int or (H, W); sets the grid of a learned position embedding
+            (unless ``learned_pos_grid='pretrain'``) and of the relative position tables.
+        patch_size: int, or (h, w) for the patch embedding.
+        patch_cfg: mmpretrain's patch embedding options; only ``padding`` ('corner' by default,
+            or an int / (h, w): see :class:`PatchEmbed`).
+        pretrain_img_size: size the pretrained weights were trained at, int or (H, W). A fixed
+            sin-cos table that a checkpoint does not store is rebuilt at this grid when it starts
+            a learned one.
         pos_embed: 'sincos' (fixed, MAE/CAE), 'learned' (timm/BEiT), or None.
         learned_pos_grid: where a learned table lives: 'input' (the ``img_size`` grid; a
             pretrained table is resampled once, on load: mmseg MAE/BEiT ``resize_abs_pos_embed``)
@@ -299,7 +328,8 @@ class VisionTransformer(BaseModule):
         window_size: > 0 runs attention in windows of this many patches per side, except in
             ``global_attn_indices`` (ViTDet). Needs ``with_cls_token=False``.
         layer_scale_init_value: > 0 enables LayerScale (CAE/BEiT).
-        out_indices: blocks whose outputs are returned (negative counts from the end).
+        out_indices: blocks whose outputs are returned, an int or a sequence (negative counts
+            from the end).
         out_type: 'featmap' (B, C, h, w) maps for dense heads, 'cls_token' (B, C),
             'avg_featmap' (B, C) mean of patch tokens, or 'raw' (B, N, C) tokens.
         final_norm: apply the final LayerNorm to the last block's output. With
@@ -331,7 +361,7 @@ class VisionTransformer(BaseModule):
                  global_attn_indices=(), pretrain_img_size=224, learned_pos_grid='input',
                  out_indices=(-1, ), out_type='featmap', out_scales=None, final_norm=True,
                  with_cp=False, frozen_stages=-1, linear_init='trunc_normal',
-                 fc_norm_from_norm=False,
+                 fc_norm_from_norm=False, patch_cfg=None,
                  pretrained=None, pretrained_source='auto', init_cfg=None):
         if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
             # our loader converts keys and refuses mismatches; mmengine's would load silently
@@ -346,8 +376,15 @@ class VisionTransformer(BaseModule):
                                'or pass a dict(embed_dims=, depth=, num_heads=, mlp_hidden_dims=)')
             arch = ARCH_SETTINGS[arch]
         else:
-            base = dict(zip(('embed_dims', 'depth', 'num_heads', 'mlp_hidden_dims'),
-                            ARCH_SETTINGS['base']))
+            keys = ('embed_dims', 'depth', 'num_heads', 'mlp_hidden_dims')
+            # mmpretrain's names too (mmpose's ViTPose-S config); an unknown key is an error, not
+            # a silently 'base'-sized model
+            alias = dict(num_layers='depth', feedforward_channels='mlp_hidden_dims')
+            arch = {alias.get(k, k): v for k, v in arch.items()}
+            if set(arch) - set(keys):
+                raise KeyError(f'unknown ViT arch keys {sorted(set(arch) - set(keys))}; '
+                               f'expected some of {keys}')
+            base = dict(zip(keys, ARCH_SETTINGS['base']))
             base.update(arch)
             arch = (base['embed_dims'], base['depth'], base['num_heads'],
                     base['mlp_hidden_dims'])
@@ -374,17 +411,25 @@ class VisionTransformer(BaseModule):
         if learned_pos_grid not in ('input', 'pretrain'):
             raise ValueError("learned_pos_grid must be 'input' or 'pretrain', got "
                              f'{learned_pos_grid!r}')
+        patch_cfg = dict(patch_cfg or {})
+        padding = patch_cfg.pop('padding', 'corner')
+        if patch_cfg:
+            raise ValueError(f'patch_cfg supports only padding, got {sorted(patch_cfg)}')
+        self.patch_embed = PatchEmbed(patch_size, in_channels, self.embed_dims, padding)
         self.patch_size = patch_size
-        self.grid_hw = (img_size // patch_size, img_size // patch_size)
-        self.pretrain_grid_hw = (pretrain_img_size // patch_size, ) * 2
+        self.grid_hw = self.patch_embed.grid_size(to_2tuple(img_size))
+        # the pretraining's grid: its patch embedding had no padding (MAE, CAE, LoMaR)
+        self.pretrain_grid_hw = tuple(
+            s // p for s, p in zip(to_2tuple(pretrain_img_size), self.patch_embed.patch_size))
         self.pos_grid_hw = (self.pretrain_grid_hw if learned_pos_grid == 'pretrain'
                             else self.grid_hw)
         self.out_type = out_type
         self.final_norm = final_norm
+        if isinstance(out_indices, int):  # mmpretrain's default is -1
+            out_indices = (out_indices, )
         self.out_indices = sorted(i % self.depth for i in out_indices)
         self.num_prefix_tokens = int(with_cls_token)
 
-        self.patch_embed = PatchEmbed(patch_size, in_channels, self.embed_dims)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims)) if with_cls_token else None
         self.pos_embed_type = pos_embed
         if pos_embed == 'learned':

@@ -1,0 +1,283 @@
+"""The transfer benchmark suite, one command: pretrain -> COCO Mask R-CNN -> ADE20K UperNet
+(-> ImageNet fine-tune / linear probe) for LoMaR, MAE and CAE, then a results table and plots.
+
+    lomar-benchmark                        # embedded synthetic data, CPU minutes
+    lomar-benchmark --methods mae --stages coco ade --pretrained mae_pretrain_vit_base.pth
+    lomar-benchmark --profile paper        # full ViT-B recipes (GPU launch commands)
+    lomar-benchmark --tensorboard          # also TensorBoard event files in every stage
+    (python tools/benchmark.py ... in a clone of the repository)
+
+Every stage is a normal ``lomar-train`` + ``lomar-test`` run (lomar_transfer/cli/) of a config
+under ``configs/{method}/`` in ``WORK_DIR/{method}/{stage}/`` (logs, checkpoints, ``result.json``).
+Finished stages are skipped; interrupted ones resume from their last checkpoint. Outputs:
+``WORK_DIR/results.{md,csv,json}``, ``loss_curves.png``, ``metrics.png``.
+"""
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import benchmark as bm
+
+TRAIN = 'lomar_transfer.cli.train'
+PROGRESS = re.compile(r'Iter\((train|test|val)\)\s*\[\s*(\d+)/(\d+)\].*?(?:eta: (\S+))?\s')
+LOSS = re.compile(r'\sloss: ([\d.]+|nan|inf)')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--profile', choices=['synthetic', 'paper'], default='synthetic',
+                   help='synthetic: CPU-sized configs on the embedded data (default); paper: '
+                   'the ViT-B recipes on real COCO / ADE20K / ImageNet')
+    p.add_argument('--protocol', choices=list(bm.DENSE_PROTOCOLS), default='default',
+                   help="paper profile, COCO and ADE20K stages: 'default' runs ViTDet's COCO "
+                   "and mmseg's MAE ADE20K recipes, 'cae' CAE's own recipes (stage folders "
+                   'coco-cae, ade-cae)')
+    p.add_argument('--methods', nargs='+', default=list(bm.METHODS),
+                   choices=list(bm.METHODS + bm.BASELINES))
+    p.add_argument('--stages', nargs='+', default=list(bm.DEFAULT_STAGES),
+                   choices=list(bm.STAGES))
+    p.add_argument('--pretrained', help='benchmark this checkpoint (official LoMaR/MAE/CAE, '
+                   'mmpretrain, timm or ours) instead of pretraining: give one method, whose '
+                   'architecture it has')
+    p.add_argument('--work-dir', default='work_dirs/benchmark')
+    p.add_argument('--data-root', default='data/synthetic',
+                   help='synthetic profile: where the embedded data is made if missing')
+    p.add_argument('--gpus', type=int, help='GPUs per stage (default: all visible; 0 = CPU)')
+    p.add_argument('--no-untrained', action='store_true',
+                   help='skip evaluating each transfer model before training')
+    p.add_argument('--tensorboard', action='store_true',
+                   help='training stages also log to TensorBoard (STAGE/<timestamp>/vis_data)')
+    p.add_argument('--cfg-options', nargs='+', default=[],
+                   help='passed to every stage, e.g. train_cfg.max_iters=10')
+    args = p.parse_args(argv)
+    if args.pretrained:
+        if len(args.methods) != 1:
+            p.error('--pretrained needs exactly one --methods entry (the checkpoint\'s '
+                    'architecture: lomar, mae or cae)')
+        if not Path(args.pretrained).is_file():
+            p.error(f'--pretrained {args.pretrained}: file not found')
+        args.stages = [s for s in args.stages if s != 'pretrain']
+    return args
+
+
+def gpu_count(requested):
+    if requested is not None:
+        return requested
+    import torch
+    return torch.cuda.device_count()
+
+
+class Suite:
+
+    def __init__(self, args):
+        self.args = args
+        self.work_dir = Path(args.work_dir).resolve()
+        self.py = sys.executable
+        self.gpus = gpu_count(args.gpus)
+        self.tracking = ['--tensorboard'] if args.tensorboard else []
+        # no pretraining to tune for the random-init baseline
+        self.jobs = [(m, s) for m in args.methods for s in args.stages
+                     if not (m == 'scratch' and s in ('pretrain', 'maect'))]
+
+    # ------------------------------------------------------------------ one stage
+    def train_cmd(self, config, stage_dir, options):
+        opts = ['--cfg-options', *options] if options else []
+        if self.gpus > 1:
+            return [self.py, '-m', 'torch.distributed.run', f'--nproc_per_node={self.gpus}',
+                    f'--master_port={os.environ.get("PORT", 29500)}', '-m', TRAIN, str(config),
+                    '--work-dir', str(stage_dir), *opts, *self.tracking, '--launcher', 'pytorch']
+        return [self.py, '-m', TRAIN, str(config), '--work-dir', str(stage_dir), *self.tracking,
+                *opts]
+
+    def test_cmd(self, config, ckpt, stage_dir, out, options):
+        opts = ['--cfg-options', *options] if options else []
+        return [self.py, '-m', 'lomar_transfer.cli.test', str(config), str(ckpt), '--work-dir',
+                str(stage_dir), '--out', str(out), *opts]
+
+    def eval_cmd(self, method, stage, config, ckpt, stage_dir, out, options):
+        """tools/test.py on the stage's config; for MAE-CT tools/feature_eval.py (k-NN, linear,
+        low-shot, clustering) with the method's linear-probe config."""
+        if stage != 'maect':
+            return self.test_cmd(config, ckpt, stage_dir, out, options)
+        eval_config = bm.config_path(self.args.profile, method, 'linear')
+        return [self.py, '-m', 'lomar_transfer.cli.feature_eval', str(eval_config), str(ckpt),
+                '--out', str(out)]
+
+    def run(self, cmd, log, label):
+        """Run a command, full output to ``log``, live progress lines to the console."""
+        print(f'  $ {shlex.join(cmd)}', flush=True)
+        last = 0.
+        with open(log, 'a') as f:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True)
+            for line in proc.stdout:
+                f.write(line)
+                m = PROGRESS.search(line)
+                if m and (m[1] == 'train' or time.time() - last > 20):
+                    last = time.time()
+                    loss = LOSS.search(line)
+                    print(f'  [{label}] {m[1]} {m[2]}/{m[3]}'
+                          + (f'  loss {loss[1]}' if loss else '')
+                          + (f'  eta {m[4]}' if m[4] else ''), flush=True)
+                elif 'Error' in line or 'error:' in line:
+                    print(f'  [{label}] {line.rstrip()}', flush=True)
+        if proc.wait():
+            raise SystemExit(f'[{label}] failed (exit {proc.returncode}); full log: {log}\n'
+                             f'Fix the cause and re-run the same command: finished stages are '
+                             f'kept and this one resumes.')
+
+    def run_stage(self, method, stage, pretrained):
+        """Train + evaluate one stage unless it is complete; returns its result."""
+        label = f'{method} | {stage}'
+        stage_dir = self.work_dir / method / bm.stage_dir_name(stage, self.args.protocol)
+        done = bm.read_result(stage_dir)
+        if done is not None:
+            print(f'[{label}] complete, skipped ({stage_dir / "result.json"})', flush=True)
+            return done
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        config = bm.config_path(self.args.profile, method, stage, self.args.protocol)
+        eval_options = list(self.args.cfg_options)
+        if stage != 'pretrain':
+            eval_options.append(f'model.backbone.pretrained={pretrained}')
+        train_options = list(eval_options)
+        if stage not in ('pretrain', 'maect'):  # evaluated once, after training
+            train_options += ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
+        t0 = time.time()
+        result = dict(method=method, stage=stage, config=bm.show_path(config),
+                      pretrained=pretrained)
+        if stage != 'pretrain' and not self.args.no_untrained:
+            out = stage_dir / 'untrained.json'
+            if not out.exists():
+                print(f'[{label}] evaluating the model before training', flush=True)
+                before = pretrained if stage == 'maect' else 'none'
+                self.run(self.eval_cmd(method, stage, config, before, stage_dir, out,
+                                       eval_options), stage_dir / 'untrained.log', label)
+            result['untrained'] = json.loads(out.read_text())
+        resume = (stage_dir / 'last_checkpoint').exists()
+        print(f'[{label}] {"resuming" if resume else "training"}: {result["config"]}',
+              flush=True)
+        head = bm.config_path(self.args.profile, method, stage, self.args.protocol, 'head')
+        if head is not None:  # MAE-CT's first phase, the head alone, in its own folder
+            head_dir = stage_dir / 'head'
+            if not (head_dir / 'phase_done').exists():
+                head_dir.mkdir(exist_ok=True)
+                print(f'[{label}] phase 1: {bm.show_path(head)}', flush=True)
+                head_resume = (head_dir / 'last_checkpoint').exists()
+                self.run(self.train_cmd(head, head_dir, eval_options)
+                         + (['--resume'] if head_resume else []), head_dir / 'train.log', label)
+                (head_dir / 'phase_done').write_text('')
+            head_ckpt = (head_dir / 'last_checkpoint').read_text().strip()
+            train_options = [o for o in train_options if not o.startswith('model.backbone.'
+                                                                              'pretrained=')]
+            train_options.append(f'load_from={head_ckpt}')
+        cmd = self.train_cmd(config, stage_dir, train_options)
+        self.run(cmd + (['--resume'] if resume else []), stage_dir / 'train.log', label)
+        ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
+        result['checkpoint'] = ckpt
+        if stage == 'pretrain':
+            curve = bm.loss_curve(stage_dir)
+            result['losses'] = [curve[0][1], curve[-1][1]] if curve else None
+        else:
+            out = stage_dir / 'metrics.json'
+            self.run(self.eval_cmd(method, stage, config, ckpt, stage_dir, out, eval_options),
+                     stage_dir / 'test.log', label)
+            result['metrics'] = json.loads(out.read_text())
+        result['seconds'] = round(time.time() - t0, 1)
+        bm.write_json_atomic(stage_dir / 'result.json', result)  # marks the stage complete
+        shown = ', '.join(f'{k}={v:.4g}' for k, v in result.get('metrics', {}).items()
+                          if k in bm.STAGE_CONFIGS[stage]['metrics'])
+        print(f'[{label}] done in {result["seconds"]:.0f}s {shown}', flush=True)
+        return result
+
+    # ------------------------------------------------------------------ the suite
+    def print_launch_plan(self):
+        """The paper profile without GPUs: the exact commands, not a week-long CPU run."""
+        print('No GPU here: the paper profile trains ViT-B for days on 8-16 GPUs. Run these '
+              'on a GPU machine (or wrap them in tools/slurm_train.sh PARTITION JOB ...):\n')
+        for method in self.args.methods:
+            ckpt = self.args.pretrained or '<pretrain checkpoint>'
+            for stage in self.args.stages:
+                if method == 'scratch' and stage == 'pretrain':
+                    continue
+                config = bm.show_path(bm.config_path('paper', method, stage, self.args.protocol))
+                gpus = bm.STAGE_CONFIGS[stage]['gpus']
+                wd = Path(self.args.work_dir) / method / bm.stage_dir_name(stage,
+                                                                           self.args.protocol)
+                extra = '' if stage == 'pretrain' else (
+                    f' --cfg-options model.backbone.pretrained={ckpt}')
+                head = bm.config_path('paper', method, stage, self.args.protocol, 'head')
+                if head is not None:  # MAE-CT: the head alone, then the tuning from it
+                    print(f'tools/dist_train.sh {bm.show_path(head)} {gpus} '
+                          f'--work-dir {wd}/head{extra}')
+                    extra = f' --cfg-options load_from={wd}/head/iter_N.pth'
+                print(f'tools/dist_train.sh {config} {gpus} --work-dir {wd}{extra}')
+                if stage == 'pretrain':
+                    ckpt = f'{wd}/epoch_N.pth'
+            print()
+
+    def prepare_data(self):
+        if self.args.profile != 'synthetic':
+            return
+        from ..datasets.synthetic import MANIFEST, make_all
+        root = Path(self.args.data_root)
+        if all((root / d / MANIFEST).exists() for d in ('coco', 'ade', 'imagenet')):
+            return  # made before (possibly with other sizes): use it as it is
+        print(f'making the embedded synthetic datasets under {root}', flush=True)
+        make_all(root)
+
+    def pretrained_for(self, method):
+        """The checkpoint the transfer stages start from when this run does not pretrain:
+        --pretrained, else the method's finished pretrain stage in this work dir."""
+        if self.args.pretrained or 'pretrain' in self.args.stages:
+            return self.args.pretrained  # (replaced by the pretrain stage's checkpoint)
+        done = bm.read_result(self.work_dir / method / 'pretrain')
+        if done is None:
+            raise SystemExit(f'{method}: no pretrain stage in {self.work_dir} and no '
+                             '--pretrained; add the stage (--stages pretrain ...) or give a '
+                             'checkpoint')
+        return done['checkpoint']
+
+    def main(self):
+        if self.args.profile == 'paper' and self.gpus == 0:
+            self.print_launch_plan()
+            return
+        self.prepare_data()
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        print(f'benchmark: {len(self.jobs)} stages ({", ".join(self.args.methods)} x '
+              f'{", ".join(self.args.stages)}), outputs in {self.work_dir}', flush=True)
+        for method in self.args.methods:
+            pretrained = None if method == 'scratch' else self.pretrained_for(method)
+            for stage in self.args.stages:
+                if (method, stage) not in self.jobs:
+                    continue
+                k = self.jobs.index((method, stage)) + 1
+                print(f'\n=== stage {k}/{len(self.jobs)}: {method} {stage} '
+                      f'({time.time() - t0:.0f}s elapsed)', flush=True)
+                result = self.run_stage(method, stage, pretrained)
+                if stage == 'pretrain':
+                    pretrained = result['checkpoint']
+        rows = bm.collect(self.work_dir, self.args.methods, self.args.stages, self.args.protocol)
+        table = bm.write_results(self.work_dir, rows, self.args.stages, self.args.profile,
+                                 self.args.protocol)
+        plots = bm.plot_results(self.work_dir, rows, self.args.stages, self.args.profile,
+                                self.args.protocol)
+        print('\n' + table)
+        print(f'written: {self.work_dir}/results.md, results.csv, results.json, '
+              + ', '.join(p.name for p in plots))
+        print(f'benchmark done in {time.time() - t0:.0f}s')
+
+
+def main(argv=None):
+    Suite(parse_args(argv)).main()
+
+
+if __name__ == '__main__':
+    main()

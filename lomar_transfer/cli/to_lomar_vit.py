@@ -1,0 +1,51 @@
+"""Convert a ViT checkpoint to this suite's backbone format and print what happened.
+
+    lomar-convert SRC DST [--source auto|timm|mae|lomar|cae|mmpretrain|lomar_transfer]
+    (python tools/model_converters/to_lomar_vit.py ... in a clone of the repository)
+
+SRC: official LoMaR / MAE / CAE releases, timm ``vit_*``, mmpretrain backbones or algorithm
+checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}}`` and loads
+with ``model.backbone.pretrained=DST`` (the loader would also convert SRC on the fly).
+"""
+import argparse
+import io
+import os
+
+
+import torch
+
+from ..checkpoint import load_local_checkpoint
+from ..converters import CONVERTERS, WRITER, convert_to_lomar_vit, detect_source
+from ..engine.checkpoint_hook import atomic_write
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('src')
+    p.add_argument('dst')
+    p.add_argument('--source', default='auto', choices=['auto', *CONVERTERS])
+    args = p.parse_args(argv)
+    ckpt = load_local_checkpoint(args.src)
+    try:
+        source = detect_source(ckpt) if args.source == 'auto' else args.source
+    except ValueError as e:
+        raise SystemExit(f'{args.src}: {e}')
+    sd, dropped = convert_to_lomar_vit(ckpt, source)
+    if not any(k.startswith('blocks.') for k in sd):
+        raise SystemExit(f'{args.src}: no ViT block weights after conversion from {source!r}; '
+                         'is it a ViT checkpoint? (try --source)')
+    depth = len({k.split('.')[1] for k in sd if k.startswith('blocks.')})
+    print(f'source: {source}; converted {len(sd)} tensors ({depth} blocks, width '
+          f'{sd["patch_embed.proj.weight"].shape[0]}); dropped {len(dropped)} non-backbone '
+          f'keys{": " + ", ".join(dropped[:8]) if dropped else ""}'
+          f'{" ..." if len(dropped) > 8 else ""}')
+    buf = io.BytesIO()
+    # writer: the weights keep their lomar_transfer format versions (upgraded when loaded)
+    meta = dict(converted_from=os.path.abspath(args.src), source=source, writer=WRITER)
+    torch.save({'state_dict': sd, 'meta': meta}, buf)
+    atomic_write(args.dst, buf.getvalue())  # never a half-written DST
+    print(f'wrote {args.dst}')
+
+
+if __name__ == '__main__':
+    main()

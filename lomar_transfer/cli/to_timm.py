@@ -1,0 +1,48 @@
+"""Export a backbone of this suite (or any supported ViT checkpoint) as a timm ``vit_*`` state
+dict and print what happened.
+
+    lomar-export-timm SRC DST [--img-size 224] [--drop-rel-pos]
+    (python tools/model_converters/to_timm.py ... in a clone of the repository)
+
+Load it with ``timm.create_model('vit_base_patch16_224', pretrained=False).load_state_dict(
+torch.load(DST))`` (``class_token=False`` / ``init_values`` for backbones without class token /
+with LayerScale). LoMaR's relative position tables have no timm counterpart: refused unless
+``--drop-rel-pos``.
+"""
+import argparse
+import io
+
+
+import torch
+
+from ..checkpoint import load_local_checkpoint
+from ..converters import convert_to_timm
+from ..engine.checkpoint_hook import atomic_write
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('src')
+    p.add_argument('dst')
+    p.add_argument('--img-size', type=int, default=224,
+                   help='input size the exported position embedding is made for')
+    p.add_argument('--drop-rel-pos', action='store_true')
+    args = p.parse_args(argv)
+    try:
+        sd, dropped = convert_to_timm(load_local_checkpoint(args.src), args.img_size,
+                                      args.drop_rel_pos)
+    except ValueError as e:
+        raise SystemExit(f'{args.src}: {e}')
+    pos = tuple(sd['pos_embed'].shape) if 'pos_embed' in sd else None
+    print(f'exported {len(sd)} tensors (class token: {"cls_token" in sd}, LayerScale: '
+          f'{any(k.endswith("ls1.gamma") for k in sd)}, pos_embed: {pos}); dropped '
+          f'{len(dropped)} keys{": " + ", ".join(dropped[:8]) if dropped else ""}'
+          f'{" ..." if len(dropped) > 8 else ""}')
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    atomic_write(args.dst, buf.getvalue())  # never a half-written DST
+    print(f'wrote {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
