@@ -224,17 +224,79 @@ def collect(work_dir, methods, stages, protocol='default'):
     return rows
 
 
+def seed_dir(work_dir, seed, seeds):
+    """Where one seed's stages live: the work dir itself for a single seed, else seed<N>/."""
+    return Path(work_dir) if len(seeds) == 1 else Path(work_dir) / f'seed{seed}'
+
+
+def aggregate_seeds(per_seed):
+    """``{seed: rows of collect()}`` -> one row per method: each metric's mean over the seeds
+    that have it, its sample standard deviation (``std``, ddof 1) and count (``n``), and the
+    per-seed values (``seeds``). A single seed gives its values with no ``std``."""
+    import numpy as np
+    rows = []
+    for method in dict.fromkeys(r['method'] for rs in per_seed.values() for r in rs):
+        runs = {seed: next(r for r in rs if r['method'] == method)
+                for seed, rs in per_seed.items() if any(r['method'] == method for r in rs)}
+        row = dict(method=method, metrics={}, std={}, n={},
+                   seeds={seed: r['metrics'] for seed, r in runs.items()},
+                   stages=next(iter(runs.values()))['stages'] if len(runs) == 1 else
+                   {seed: r['stages'] for seed, r in runs.items()})
+        for header in dict.fromkeys(h for r in runs.values() for h in r['metrics']):
+            values = [r['metrics'][header] for r in runs.values() if header in r['metrics']]
+            row['metrics'][header] = float(np.mean(values))
+            row['n'][header] = len(values)
+            if len(values) > 1:
+                row['std'][header] = float(np.std(values, ddof=1))
+        rows.append(row)
+    return rows
+
+
+def method_differences(rows, headers, alpha=0.05):
+    """Pairs of methods whose difference in a metric is larger than the run-to-run noise:
+    Welch's t-test on the per-seed values (unequal variances), two-sided p < ``alpha``. Needs
+    two or more seeds per method; returns dicts (metric, better, worse, difference, p)."""
+    from scipy.stats import ttest_ind
+    found = []
+    for header in headers:
+        values = {r['method']: [m[header] for m in r['seeds'].values() if header in m]
+                  for r in rows}
+        names = [n for n, v in values.items() if len(v) > 1]
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                if values[a] == values[b]:
+                    continue
+                p = float(ttest_ind(values[a], values[b], equal_var=False).pvalue)
+                if p < alpha:
+                    hi, lo = (a, b) if sum(values[a]) / len(values[a]) > \
+                        sum(values[b]) / len(values[b]) else (b, a)
+                    diff = (sum(values[hi]) / len(values[hi]) - sum(values[lo]) / len(values[lo]))
+                    found.append(dict(metric=header, better=hi, worse=lo,
+                                      difference=round(diff, 3), p=round(p, 4)))
+    return found
+
+
+PICTURE_NAMES = dict(pretrain='reconstruction', coco='COCO detections and masks',
+                     ade='ADE20K segmentation')
+
+
 def _fmt(v):
     return '-' if v is None else f'{v:.1f}'
 
 
-def write_results(work_dir, rows, stages, profile, protocol='default'):
-    """results.{md,csv,json} in work_dir; returns the Markdown table."""
+def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0, )):
+    """results.{md,csv,json} in work_dir from :func:`aggregate_seeds` rows; returns the Markdown
+    table. Several seeds: mean ± standard deviation, and the method differences larger than the
+    run-to-run noise (:func:`method_differences`)."""
     work_dir = Path(work_dir)
+    seeds = list(seeds)
     headers = [h for s, _, h, _ in COLUMNS if s in stages]
     dense = ', '.join(f'{s}: {PROTOCOLS[stage_protocol(s, protocol)]}' for s in ('coco', 'ade')
                       if s in stages)
     title = f'{profile} profile' + (f'; {dense}' if profile == 'paper' and dense else '')
+    title += ('; one seed (' + str(seeds[0]) + '): no estimate of the run-to-run noise'
+              if len(seeds) == 1 else
+              f'; mean ± standard deviation over seeds {", ".join(map(str, seeds))}')
     md = [f'Transfer results ({title}). Metrics: COCO AP x 100 (CocoMetric), '
           'ADE20K mIoU (IoUMetric), ImageNet top-1 (Accuracy), MAE-CT (CT) frozen-feature '
           'k-NN / linear / 1-shot / clustering accuracy. In brackets: the model before transfer '
@@ -249,18 +311,44 @@ def write_results(work_dir, rows, stages, profile, protocol='default'):
         flat = dict(method=row['method'])
         for h in headers:
             v, u = row['metrics'].get(h), row['metrics'].get(h + ' (untrained)')
-            cells.append(_fmt(v) + (f' ({_fmt(u)})' if u is not None else ''))
+            sd = row.get('std', {}).get(h)
+            cells.append(_fmt(v) + (f' ± {sd:.1f}' if sd is not None else '')
+                         + (f' ({_fmt(u)})' if u is not None else ''))
             flat[h], flat[h + ' untrained'] = v, u
+            if len(seeds) > 1:
+                flat[h + ' std'], flat[h + ' n'] = sd, row.get('n', {}).get(h)
+        runs = row['stages'] if len(seeds) == 1 else next(iter(row['stages'].values()), {})
         if 'pretrain' in stages:
-            pre = row['stages'].get('pretrain', {})
+            pre = runs.get('pretrain', {})  # (the first seed's, with several)
             losses = pre.get('losses')
             cells.append(f'{losses[0]:.3f} -> {losses[1]:.3f}' if losses else '-')
             flat['pretrain loss first'], flat['pretrain loss last'] = losses or (None, None)
-        secs = sum(s.get('seconds', 0) for s in row['stages'].values())
+        secs = sum(s.get('seconds', 0) for s in (
+            row['stages'].values() if len(seeds) == 1 else
+            [st for per_seed in row['stages'].values() for st in per_seed.values()]))
         cells.append(f'{secs / 60:.1f} min')
         flat['seconds'] = round(secs, 1)
         md.append('| ' + ' | '.join(cells) + ' |')
         csv_rows.append(flat)
+    differences = method_differences(rows, headers) if len(seeds) > 1 else []
+    if len(seeds) == 1:
+        md += ['', 'One seed: nothing here tells a difference between methods from run-to-run '
+               'noise; --seeds 0 1 2 gives mean ± standard deviation and a test per difference.']
+    else:
+        md += ['', f'Method differences larger than the run-to-run noise (Welch\'s t-test on '
+               f'the {len(seeds)} per-seed values, two-sided p < 0.05):']
+        md += [f"- {d['metric']}: {d['better']} > {d['worse']} by {d['difference']:.1f} "
+               f"(p = {d['p']:.3f})" for d in differences] or [
+            '- none: every difference between methods is within the noise of these seeds.']
+    pictures = [(row['method'], stage, result['pictures'][0]) for row in rows
+                for stage, result in (row['stages'] if len(seeds) == 1 else next(
+                    iter(row['stages'].values()), {})).items() if result.get('pictures')]
+    if pictures:  # the first of each stage; all of them in <method>/<stage>/pictures/
+        md += ['', 'Pictures (' + ('first seed; ' if len(seeds) > 1 else '')
+               + 'pretraining: input | masked | reconstruction | target; COCO: ground truth | '
+               'prediction; ADE20K: prediction over the image):']
+        md += [f'- {method} {PICTURE_NAMES.get(stage, stage)}: [{Path(path).name}]({path})'
+               for method, stage, path in pictures]
     # published numbers: beside a run only where protocol and pretraining match
     comparable = [(row['method'], h, comparable_reference(row['method'], h, profile, protocol))
                   for row in rows for h in headers]
@@ -287,15 +375,17 @@ def write_results(work_dir, rows, stages, profile, protocol='default'):
         writer.writeheader()
         writer.writerows(csv_rows)
     write_json_atomic(work_dir / 'results.json', dict(
-        profile=profile, protocol=protocol, stages=list(stages), rows=rows,
+        profile=profile, protocol=protocol, stages=list(stages), seeds=seeds, rows=rows,
+        differences=differences,
         references=REFERENCES,
         comparable_references=[dict(ref, method=m, column=h) for m, h, ref in comparable]))
     return text
 
 
-def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default'):
-    """loss_curves.png (one panel per stage, one line per method) and metrics.png (bars per
-    method; a published number beside a bar only where it was measured with the run's protocol
+def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default', seeds=(0, )):
+    """loss_curves.png (one panel per stage, one line per method and seed) and metrics.png (bars
+    per method: the mean, with the standard deviation and each seed's value when there are
+    several; a published number beside a bar only where it was measured with the run's protocol
     and pretraining, :func:`comparable_reference`). Returns the written paths."""
     import matplotlib
     matplotlib.use('Agg')
@@ -303,17 +393,19 @@ def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default'
 
     work_dir = Path(work_dir)
     written = []
-    curves = {(r['method'], s): loss_curve(work_dir / r['method'] / stage_dir_name(s, protocol))
+    seeds = list(seeds)
+    curves = {(r['method'], s): [loss_curve(seed_dir(work_dir, seed, seeds) / r['method']
+                                            / stage_dir_name(s, protocol)) for seed in seeds]
               for r in rows for s in stages}
-    trained = [s for s in stages if any(curves[r['method'], s] for r in rows)]
+    trained = [s for s in stages if any(any(c) for c in (curves[r['method'], s] for r in rows))]
     if trained:
         fig, axes = plt.subplots(1, len(trained), figsize=(4.2 * len(trained), 3.4),
                                  squeeze=False)
         for ax, stage in zip(axes[0], trained):
-            for row in rows:
-                curve = curves[row['method'], stage]
-                if curve:
-                    ax.plot(*zip(*curve), label=row['method'])
+            for i, row in enumerate(rows):
+                for k, curve in enumerate(c for c in curves[row['method'], stage] if c):
+                    ax.plot(*zip(*curve), color=f'C{i}', lw=1 if len(seeds) > 1 else 1.5,
+                            label=row['method'] if k == 0 else None)
             ax.set(title=f'{stage} training loss', xlabel='iteration', ylabel='loss')
             ax.grid(alpha=.3)
         axes[0][0].legend()
@@ -332,7 +424,14 @@ def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default'
             base = [r['metrics'].get(h + ' (untrained)', 0.) for r in rows]
             refs = [comparable_reference(n, h, profile, protocol) for n in names]
             x = range(len(names))
-            ax.bar([i - .27 for i in x], ours, .27, label='this run')
+            spread = [r.get('std', {}).get(h, 0.) for r in rows]
+            ax.bar([i - .27 for i in x], ours, .27, yerr=spread if any(spread) else None,
+                   capsize=3, label='this run' if len(seeds) == 1 else
+                   f'mean ± sd, {len(seeds)} seeds')
+            if len(seeds) > 1:
+                for i, r in zip(x, rows):
+                    per_seed = [m[h] for m in r['seeds'].values() if h in m]
+                    ax.plot([i - .27] * len(per_seed), per_seed, 'k.', ms=4)
             ax.bar(list(x), base, .27, label='untrained')
             if any(refs):
                 ax.bar([i + .27 for i in x], [r['value'] if r else 0. for r in refs], .27,

@@ -147,11 +147,13 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     position embedding (class token dropped or added, grid resampled), prints what was loaded,
     missing, ignored and dropped, and refuses (``RuntimeError``) when fewer than ``min_match`` of
     the model's tensors are found in the checkpoint, or when shapes disagree (another
-    architecture), instead of silently training a random backbone.
+    architecture), instead of silently training a random backbone. A checkpoint of ours written
+    before format 3 (``blocks.N.*``, e.g. an older pretraining run) is migrated to ``layers.N.*``
+    and the report says so.
     """
     from mmengine.logging import print_log
 
-    from .converters import convert_to_lomar_vit
+    from .converters import convert_to_lomar_vit, describe_migration, legacy_format
     from .models.backbones.vision_transformer import resample_abs_pos_embed
     if not osp.isfile(path):
         raise FileNotFoundError(f'pretrained checkpoint {path!r} not found: check the path '
@@ -162,6 +164,7 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
         raise RuntimeError(f'cannot read checkpoint {path!r} ({type(e).__name__}: {e}); is it '
                            'truncated or not a PyTorch checkpoint?') from e
     state, dropped = convert_to_lomar_vit(ckpt, source)
+    legacy = legacy_format(ckpt, source)
     own = model.state_dict()
     ignored = []
     if 'pos_embed' in state:
@@ -213,6 +216,8 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
             'Pass the right source (timm, mae, lomar, cae, mmpretrain).')
     result = model.load_state_dict(state, strict=False)
     lines = [f'loaded {len(matched)}/{len(own)} backbone tensors from {path}']
+    if legacy:
+        lines.append(f'  migrated: {describe_migration(legacy)}')
     if result.missing_keys:
         lines.append(f'  new (not in the checkpoint, kept at their initialisation): '
                      f'{result.missing_keys}')

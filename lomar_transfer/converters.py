@@ -5,6 +5,10 @@ release (``encoder.`` prefix, ``gamma_1/2`` layer scales), and mmpretrain backbo
 self-supervised algorithms (``VisionTransformer``, ``MAEViT``, ``CAEPretrainViT``; ``layers.N.ln1``,
 ``ffn.layers.0.0``, ``backbone.`` prefix). Every function returns ``(state_dict, dropped)`` where
 ``dropped`` lists the source keys that are not part of the backbone (decoders, heads, teachers...).
+
+Our block list is ``layers`` (mmpretrain's name, which OpenMMLab's layer-decay constructors
+parse) holding timm-named blocks: ``layers.N.norm1``, ``layers.N.attn.qkv``, ``layers.N.mlp.fc1``.
+Checkpoints of ours written before format 3 named it ``blocks`` (timm's); they convert too.
 """
 import re
 from collections import OrderedDict
@@ -12,30 +16,46 @@ from collections import OrderedDict
 # keys of our ViT: what a converted state dict may contain
 _BACKBONE_KEY = re.compile(r'^(cls_token|mask_token|pos_embed|patch_embed\.proj\.(weight|bias)'
                            r'|(fc_)?norm\.(weight|bias)'
-                           r'|blocks\.\d+\.(norm[12]|attn\.(qkv|proj)|mlp\.fc[12])\.(weight|bias)'
-                           r'|blocks\.\d+\.attn\.[qv]_bias|blocks\.\d+\.ls[12]\.gamma'
-                           r'|blocks\.\d+\.attn\.rpe_k\.lookup_table_weight'
-                           r'|blocks\.\d+\.attn\.relative_position_bias_table)$')
+                           r'|layers\.\d+\.(norm[12]|attn\.(qkv|proj)|mlp\.fc[12])\.(weight|bias)'
+                           r'|layers\.\d+\.attn\.[qv]_bias|layers\.\d+\.ls[12]\.gamma'
+                           r'|layers\.\d+\.attn\.rpe_k\.lookup_table_weight'
+                           r'|layers\.\d+\.attn\.relative_position_bias_table)$')
+
+# timm's block list (timm, official MAE / LoMaR / CAE, ours before format 3) -> ours
+_LEGACY_BLOCK = re.compile(r'^blocks\.(\d+)\.')
+_TIMM_RULES = [(_LEGACY_BLOCK.pattern, r'layers.\1.')]
+
+
+def rename_legacy_block(key):
+    """``blocks.N.rest`` (timm's name, ours before format 3) -> ``layers.N.rest``."""
+    return _LEGACY_BLOCK.sub(r'layers.\1.', key)
+
+
+def legacy_block_keys(keys, prefix=''):
+    """The keys ``{prefix}blocks.N.*`` among ``keys``: a block list in timm's naming."""
+    return [k for k in keys if k.startswith(prefix) and _LEGACY_BLOCK.match(k[len(prefix):])]
+
 
 # mmpretrain ViT family -> ours
 _MMPRETRAIN_RULES = [
     (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
-    (r'^layers\.(\d+)\.ln1\.', r'blocks.\1.norm1.'),
-    (r'^layers\.(\d+)\.ln2\.', r'blocks.\1.norm2.'),
-    (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'blocks.\1.mlp.fc1.'),
-    (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'blocks.\1.mlp.fc2.'),
-    (r'^layers\.(\d+)\.gamma_1$', r'blocks.\1.ls1.gamma'),  # CAE/BEiT layer scale
-    (r'^layers\.(\d+)\.gamma_2$', r'blocks.\1.ls2.gamma'),
-    (r'^layers\.(\d+)\.attn\.gamma1\.weight$', r'blocks.\1.ls1.gamma'),  # ViT LayerScale
-    (r'^layers\.(\d+)\.ffn\.gamma2\.weight$', r'blocks.\1.ls2.gamma'),
-    (r'^layers\.(\d+)\.attn\.', r'blocks.\1.attn.'),
+    (r'^layers\.(\d+)\.ln1\.', r'layers.\1.norm1.'),
+    (r'^layers\.(\d+)\.ln2\.', r'layers.\1.norm2.'),
+    (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.', r'layers.\1.mlp.fc1.'),
+    (r'^layers\.(\d+)\.ffn\.layers\.1\.', r'layers.\1.mlp.fc2.'),
+    (r'^layers\.(\d+)\.gamma_1$', r'layers.\1.ls1.gamma'),  # CAE/BEiT layer scale
+    (r'^layers\.(\d+)\.gamma_2$', r'layers.\1.ls2.gamma'),
+    (r'^layers\.(\d+)\.attn\.gamma1\.weight$', r'layers.\1.ls1.gamma'),  # ViT LayerScale
+    (r'^layers\.(\d+)\.ffn\.gamma2\.weight$', r'layers.\1.ls2.gamma'),
+    (r'^layers\.(\d+)\.attn\.', r'layers.\1.attn.'),
     (r'^ln1\.', 'norm.'),
     (r'^ln2\.', 'fc_norm.'),  # pooled-feature norm of out_type='avg_featmap'
 ]
-# official CAE / BEiT naming -> ours (blocks already use timm names apart from layer scale)
+# official CAE / BEiT naming -> ours (timm names inside the blocks apart from layer scale)
 _CAE_RULES = [
-    (r'^blocks\.(\d+)\.gamma_1$', r'blocks.\1.ls1.gamma'),
-    (r'^blocks\.(\d+)\.gamma_2$', r'blocks.\1.ls2.gamma'),
+    (r'^blocks\.(\d+)\.gamma_1$', r'layers.\1.ls1.gamma'),
+    (r'^blocks\.(\d+)\.gamma_2$', r'layers.\1.ls2.gamma'),
+    *_TIMM_RULES,
 ]
 
 
@@ -70,7 +90,7 @@ def _convert(state_dict, rules=(), prefix=None):
 
 def convert_timm(state_dict):
     """timm ``vit_*``, official MAE (models_mae / models_vit) and official LoMaR checkpoints."""
-    return _convert(unwrap_checkpoint(state_dict))
+    return _convert(unwrap_checkpoint(state_dict), _TIMM_RULES)
 
 
 def convert_cae(state_dict):
@@ -88,9 +108,18 @@ def convert_mmpretrain(state_dict):
         k.startswith('backbone.') for k in sd) else None)
 
 
+def _ours_prefix(sd):
+    """Where our ViT sits in a state dict of ours: under ``backbone.`` in a whole-model
+    checkpoint (pretraining, transfer), at the top in a backbone's own or a converted one."""
+    return 'backbone.' if any(k.startswith('backbone.') for k in sd) else ''
+
+
 def convert_lomar_transfer(state_dict):
-    """Checkpoints of this suite's pretraining algorithms (our ViT under ``backbone.``)."""
-    return _convert(unwrap_checkpoint(state_dict), prefix='backbone.')
+    """Checkpoints of this suite: whole models (our ViT under ``backbone.``: pretraining
+    algorithms, transfer models) or a backbone's own state dict. Those written before format 3
+    (``blocks.N.*``) are migrated to ``layers.N.*``."""
+    sd = unwrap_checkpoint(state_dict)
+    return _convert(sd, _TIMM_RULES, prefix=_ours_prefix(sd) or None)
 
 
 # A converted file written by tools/model_converters/to_lomar_vit.py says so in its meta, so
@@ -99,17 +128,52 @@ WRITER = 'lomar_transfer'
 
 
 def _carry_versions(src, out, prefix):
-    """Keep the modules' format versions (torch's state-dict ``_metadata``, prefix removed) of a
-    checkpoint written by lomar_transfer, so that loading upgrades or refuses weights of an older
-    format (``VisionTransformer._version``). Official checkpoints carry versions of other
-    modules (e.g. iRPE's 1), which must not be read as ours."""
+    """Keep the modules' format versions (torch's state-dict ``_metadata``, prefix removed,
+    ``blocks.N`` renamed ``layers.N`` as the keys) of a checkpoint written by lomar_transfer, so
+    that loading upgrades or refuses weights of an older format (``VisionTransformer._version``).
+    Official checkpoints carry versions of other modules (e.g. iRPE's 1), which must not be read
+    as ours."""
     meta = getattr(src, '_metadata', None)
     if meta is None:
         return out
     out._metadata = OrderedDict(
-        (k[len(prefix):] if k.startswith(prefix) else '', v) for k, v in meta.items()
-        if k == prefix.rstrip('.') or k.startswith(prefix))
+        (re.sub(r'^blocks(?=\.\d+(\.|$)|$)', 'layers', k[len(prefix):])
+         if k.startswith(prefix) else '', v)
+        for k, v in meta.items() if k == prefix.rstrip('.') or k.startswith(prefix))
     return out
+
+
+def _ours_written_by(state_dict, source):
+    """The prefix of our ViT in a checkpoint of ours (this suite's, or a file converted by it
+    whose meta says so), else None."""
+    if source == 'lomar_transfer':
+        return _ours_prefix(unwrap_checkpoint(state_dict))
+    meta = state_dict.get('meta') if isinstance(state_dict, dict) else None
+    return '' if isinstance(meta, dict) and meta.get('writer') == WRITER else None
+
+
+def describe_migration(legacy):
+    """The report line for :func:`legacy_format`'s ``(version, number of tensors)``."""
+    version, count = legacy
+    return (f"lomar_transfer checkpoint format {'< 3' if version is None else version}: "
+            f"{count} block tensors renamed 'blocks.N.*' -> 'layers.N.*' (format 3 names)")
+
+
+def legacy_format(state_dict, source='auto'):
+    """For a checkpoint of ours written before format 3 (block list ``blocks``, migrated to
+    ``layers`` by the conversion): ``(its format version, or None where it records none,
+    number of block tensors)``; None for any other checkpoint."""
+    if source == 'auto':
+        source = detect_source(state_dict)
+    prefix = _ours_written_by(state_dict, source)
+    if prefix is None:
+        return None
+    sd = unwrap_checkpoint(state_dict)
+    old = legacy_block_keys(sd, prefix)
+    if not old:
+        return None
+    meta = getattr(sd, '_metadata', None) or {}
+    return meta.get(prefix.rstrip('.'), {}).get('version'), len(old)
 
 
 CONVERTERS = dict(timm=convert_timm, mae=convert_timm, lomar=convert_timm, cae=convert_cae,
@@ -118,9 +182,15 @@ CONVERTERS = dict(timm=convert_timm, mae=convert_timm, lomar=convert_timm, cae=c
 
 def detect_source(state_dict):
     """Guess the naming scheme of a state dict: 'lomar_transfer' (ours), 'mmpretrain', 'cae' or
-    'timm' (also official MAE/LoMaR)."""
+    'timm' (also official MAE/LoMaR).
+
+    Ours: ``[backbone.]layers.N.norm1`` (mmpretrain's list name, timm's names inside), or
+    ``backbone.blocks.N.`` (whole-model checkpoints written before format 3). A bare ``blocks.N.``
+    dict is timm's naming, which our backbone files written before format 3 share: they convert
+    the same way (their ``meta`` names our writer when the converter wrote them)."""
     keys = list(unwrap_checkpoint(state_dict))
-    if any(re.match(r'^backbone\.blocks\.\d+\.', k) for k in keys):
+    if any(re.match(r'^(backbone\.)?layers\.\d+\.(norm[12]|mlp\.fc[12]|ls[12])\.', k)
+           for k in keys) or any(re.match(r'^backbone\.blocks\.\d+\.', k) for k in keys):
         return 'lomar_transfer'
     if any(re.match(r'^(backbone\.)?layers\.\d+\.ln1\.', k) for k in keys):
         return 'mmpretrain'
@@ -130,7 +200,8 @@ def detect_source(state_dict):
     if any(re.match(r'^blocks\.\d+\.', k) for k in keys):
         return 'timm'
     raise ValueError('cannot tell the checkpoint format: no ViT block keys such as '
-                     "'blocks.0.attn.qkv.weight' or 'layers.0.ln1.weight' (first keys: "
+                     "'layers.0.norm1.weight' (ours), 'blocks.0.attn.qkv.weight' (timm) or "
+                     "'layers.0.ln1.weight' (mmpretrain) (first keys: "
                      f'{keys[:5]}); is this a ViT checkpoint?')
 
 
@@ -141,12 +212,14 @@ def convert_to_lomar_vit(state_dict, source='auto'):
     if source not in CONVERTERS:
         raise KeyError(f'unknown checkpoint source {source!r}; choose one of {list(CONVERTERS)}')
     out, dropped = CONVERTERS[source](state_dict)
-    meta = state_dict.get('meta') if isinstance(state_dict, dict) else None
-    if source == 'lomar_transfer':
-        _carry_versions(unwrap_checkpoint(state_dict), out, 'backbone.')
-    elif isinstance(meta, dict) and meta.get('writer') == WRITER:
-        _carry_versions(unwrap_checkpoint(state_dict), out, '')
+    prefix = _ours_written_by(state_dict, source)
+    if prefix is not None:
+        _carry_versions(unwrap_checkpoint(state_dict), out, prefix)
     return out, dropped
+
+
+def _to_timm_key(key):
+    return re.sub(r'^layers\.(\d+)\.', r'blocks.\1.', key)
 
 
 def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=None):
@@ -157,7 +230,8 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=N
     biases fold into ``qkv.bias`` with a zero k bias, LayerScale keeps its name (``ls1.gamma``).
     ``sincos_order`` of the fixed table: None infers it (q/v biases: CAE's order, else MAE's).
     LoMaR's relative position tables have no timm counterpart: refused unless ``drop_rel_pos``
-    (then listed in ``dropped``). Returns ``(timm_state_dict, dropped)``; build the timm model
+    (then listed in ``dropped``). Our ``layers.N.*`` become timm's ``blocks.N.*`` (the names
+    inside a block are timm's already). Returns ``(timm_state_dict, dropped)``; build the timm model
     with ``class_token=('cls_token' in sd)``, ``init_values`` set when ``ls1.gamma`` is present.
     """
     import torch
@@ -175,14 +249,13 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=N
         if key in rel:
             dropped.append(key)
             continue
-        m = re.match(r'^(blocks\.\d+\.attn\.)([qv])_bias$', key)
-        if m:
+        if re.match(r'^layers\.\d+\.attn\.[qv]_bias$', key):
             continue  # folded into qkv.bias below
-        out[key] = value
+        out[_to_timm_key(key)] = value
     for q_key in [k for k in sd if k.endswith('attn.q_bias')]:
         prefix = q_key[:-len('q_bias')]
         q, v = sd[q_key], sd[prefix + 'v_bias']
-        out[prefix + 'qkv.bias'] = torch.cat([q, torch.zeros_like(q), v])
+        out[_to_timm_key(prefix + 'qkv.bias')] = torch.cat([q, torch.zeros_like(q), v])
     if 'pos_embed' not in out and not rel:  # fixed sin-cos (MAE / CAE): materialise it
         weight = out['patch_embed.proj.weight']
         grid = img_size // weight.shape[-1]

@@ -49,8 +49,9 @@ def check_cfg_options(cfg, options):
             raise SystemExit(f'--cfg-options {key}: {where} has no key {part!r}{hint}')
 
 
-def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
-    """Config for tools/train.py and tools/test.py: overrides, work_dir, launcher set up."""
+def load_config(path, cfg_options=None, work_dir=None, launcher='none', seed=None):
+    """Config for tools/train.py and tools/test.py: overrides, work_dir, launcher set up, and
+    mmengine's ``randomness.seed`` when ``seed`` is given."""
     if not osp.isfile(path):
         raise SystemExit(f'config file not found: {path}')
     cfg = Config.fromfile(path)
@@ -59,6 +60,8 @@ def load_config(path, cfg_options=None, work_dir=None, launcher='none'):
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(path))[0])
     cfg.launcher = launcher
+    if seed is not None:
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
     if launcher != 'none':
         setup_cpu_distributed(cfg)
     return cfg

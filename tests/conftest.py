@@ -28,3 +28,17 @@ def retarget(cfg, old, new):
     elif isinstance(cfg, str) and cfg.startswith(old):
         return new + cfg[len(old):]
     return cfg
+
+
+def format2_names(state_dict, prefix='backbone.'):
+    """A state dict of our ViT (under ``prefix``) as lomar_transfer wrote it before format 3:
+    the block list named ``blocks`` (timm's name) in the keys and in torch's ``_metadata``."""
+    import re
+    from collections import OrderedDict
+    old = re.compile(rf'^{re.escape(prefix)}layers(?=\.\d+(\.|$)|$)')
+    out = OrderedDict((old.sub(prefix + 'blocks', k), v) for k, v in state_dict.items())
+    meta = getattr(state_dict, '_metadata', None)
+    if meta is not None:
+        out._metadata = OrderedDict((old.sub(prefix + 'blocks', k), dict(v))
+                                    for k, v in meta.items())
+    return out

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import cv2
 import pytest
 
 from conftest import REPO
@@ -80,6 +81,17 @@ def test_every_method_goes_through_every_stage(suite):
     for png in ('loss_curves.png', 'metrics.png'):
         assert (wd / png).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'stage 18/18' in stdout and 'train 2/2' in stdout  # live progress
+    # pictures: reconstructions of each pretraining, drawn COCO / ADE20K predictions of each
+    # test image, the first of each linked from results.md
+    for row in results['rows']:
+        method, stages = row['method'], row['stages']
+        assert len(stages['pretrain']['pictures']) == 2
+        assert len(stages['coco']['pictures']) == 4 and len(stages['ade']['pictures']) == 4
+        for stage in ('pretrain', 'coco', 'ade'):
+            first = stages[stage]['pictures'][0]
+            assert first.startswith(f'{method}/{stage}/pictures/')
+            assert f']({first})' in table and cv2.imread(str(wd / first)) is not None
+        assert not stages['linear']['pictures']
 
 
 def test_second_run_skips_finished_stages(suite):
@@ -145,3 +157,61 @@ def test_references_only_beside_runs_of_their_protocol():
         assert bm.comparable_reference('mae', column, 'synthetic') is None
     for ref in bm.REFERENCES:
         assert ref['source'] and ref['protocol'] and len(ref['pretraining']) == 2
+
+
+def test_several_seeds_give_mean_std_and_only_real_differences(tmp_path):
+    """Per-seed results -> mean ± sd per method; a difference is reported only when Welch's test
+    on the per-seed values says it exceeds the noise (APbox here), not when the spread covers it
+    (mIoU)."""
+    values = {'lomar': ([30.1, 30.6, 29.9], [20.0, 26.0, 23.0]),
+              'mae': ([34.0, 34.4, 33.8], [22.0, 27.0, 20.0])}
+    per_seed = {seed: [dict(method=m, metrics={'APbox': ap[i], 'mIoU': miou[i]},
+                            stages={'coco': dict(seconds=60.), 'ade': dict(seconds=30.)})
+                       for m, (ap, miou) in values.items()] for i, seed in enumerate((0, 1, 2))}
+    rows = bm.aggregate_seeds(per_seed)
+    lomar = rows[0]
+    assert lomar['metrics']['APbox'] == pytest.approx(30.2)
+    assert lomar['std']['APbox'] == pytest.approx(0.3606, abs=1e-4)
+    assert lomar['n']['APbox'] == 3 and lomar['seeds'][1]['APbox'] == 30.6
+    table = bm.write_results(tmp_path, rows, ['coco', 'ade'], 'synthetic', seeds=(0, 1, 2))
+    assert '| lomar | 30.2 ± 0.4 | - | 23.0 ± 3.0 | 4.5 min |' in table
+    assert 'mean ± standard deviation over seeds 0, 1, 2' in table
+    found = bm.method_differences(rows, ['APbox', 'mIoU'])
+    assert [(d['metric'], d['better'], d['worse']) for d in found] == [('APbox', 'mae', 'lomar')]
+    assert found[0]['p'] < 0.05
+    assert '- APbox: mae > lomar by 3.9 (p = ' in table and 'mIoU:' not in table.split(
+        'noise')[1].split('Published')[0]
+    saved = json.loads((tmp_path / 'results.json').read_text())
+    assert saved['seeds'] == [0, 1, 2] and saved['differences'] == found
+    rows_csv = list(csv.DictReader(open(tmp_path / 'results.csv')))
+    assert float(rows_csv[1]['APbox std']) == pytest.approx(0.3055, abs=1e-4)
+    assert bm.plot_results(tmp_path, rows, ['coco', 'ade'], seeds=(0, 1, 2))
+
+    one = bm.write_results(tmp_path, bm.aggregate_seeds({0: per_seed[0]}), ['coco', 'ade'],
+                           'synthetic')
+    assert 'one seed (0)' in one and '±' not in one.split('One seed:')[0]
+    assert '| lomar | 30.1 | - | 20.0 | 1.5 min |' in one
+
+
+def test_seeds_run_every_stage_per_seed(tmp_path):
+    make_all(tmp_path / 'data/synthetic', seed=0, coco=dict(num_train=2, num_val=1),
+             ade20k=dict(num_train=4, num_val=2),
+             imagenet=dict(num_train_per_class=4, num_val_per_class=1))
+    stdout = run_suite(tmp_path, '--methods', 'mae', '--stages', 'pretrain', 'ade',
+                       '--no-untrained', '--seeds', '3', '4', '--work-dir', 'wd_seeds')
+    wd = tmp_path / 'wd_seeds'
+    for seed in (3, 4):
+        pre = json.loads((wd / f'seed{seed}/mae/pretrain/result.json').read_text())
+        ade = json.loads((wd / f'seed{seed}/mae/ade/result.json').read_text())
+        assert pre['seed'] == ade['seed'] == seed and ade['pretrained'] == pre['checkpoint']
+        assert pre['checkpoint'].endswith(f'wd_seeds/seed{seed}/mae/pretrain/iter_2.pth')
+        for stage in ('pretrain', 'ade'):  # the seed reached mmengine
+            config = next((wd / f'seed{seed}/mae/{stage}').glob('*/vis_data/config.py'))
+            assert f'seed={seed}' in config.read_text().split('randomness')[1].split(')')[0]
+        assert len(pre['pictures']) == 2 and len(ade['pictures']) == 2
+    results = json.loads((wd / 'results.json').read_text())
+    assert results['seeds'] == [3, 4] and results['rows'][0]['n']['mIoU'] == 2
+    table = (wd / 'results.md').read_text()
+    assert re.search(r'\| mae \| [\d.]+ ± [\d.]+ \|', table)
+    assert 'mean ± standard deviation over seeds 3, 4' in table
+    assert 'stage 4/4: mae ade seed 4' in stdout

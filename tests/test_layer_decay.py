@@ -21,7 +21,7 @@ def test_layer_decay_values_per_block():
     assert lr['backbone.patch_embed.proj.weight'] == pytest.approx(base_lr * rate**(depth + 1))
     assert lr['backbone.cls_token'] == pytest.approx(base_lr * rate**(depth + 1))
     for i in range(depth):
-        assert lr[f'backbone.blocks.{i}.attn.qkv.weight'] == pytest.approx(
+        assert lr[f'backbone.layers.{i}.attn.qkv.weight'] == pytest.approx(
             base_lr * rate**(depth - i))
     assert lr['backbone.norm.weight'] == pytest.approx(base_lr)
     assert lr['decode_head.conv_seg.weight'] == pytest.approx(base_lr)

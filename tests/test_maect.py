@@ -119,16 +119,16 @@ def test_maect_configs_build_and_tune_only_the_top_blocks():
     loss.backward()
     assert torch.isfinite(loss)
     vit = model.backbone
-    assert vit.blocks[0].attn.rpe_k is not None  # LoMaR's encoder
+    assert vit.layers[0].attn.rpe_k is not None  # LoMaR's encoder
     frozen = vit.frozen_stages
-    assert all(p.grad is None for p in vit.blocks[:frozen].parameters())
-    assert all(p.grad is not None for p in vit.blocks[frozen:].parameters())
+    assert all(p.grad is None for p in vit.layers[:frozen].parameters())
+    assert all(p.grad is not None for p in vit.layers[frozen:].parameters())
 
 
 def test_head_phase_trains_only_the_head_then_the_encoder_too():
     model = build_synthetic_maect(head_init_iters=2, target_momentum=0.9)
     views = [torch.randn(4, 3, 112, 112), torch.randn(4, 3, 112, 112)]
-    top = model.backbone.blocks[-1].mlp.fc2.weight
+    top = model.backbone.layers[-1].mlp.fc2.weight
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     for step in range(3):
         opt.zero_grad(set_to_none=True)
@@ -150,8 +150,7 @@ def test_tuning_raises_knn_of_a_briefly_pretrained_mae(tmp_path):
     """MAE for 60 iterations, then the synthetic MAE-CT config (20 head + 80 tuning
     iterations): k-NN top-1 on 100 held-out images rises, and so does the feature linear probe
     (MAE-CT's evaluation protocol, seed 0: k-NN 78 -> 80, probe 51 -> 61, 5-shot 53 -> 73)."""
-    sys.path.insert(0, str(REPO / 'tools'))
-    from feature_eval import evaluate
+    from lomar_transfer.cli.feature_eval import evaluate  # (tools/feature_eval.py's code)
 
     from lomar_transfer.datasets.synthetic import make_imagenet
     data = tmp_path / 'imagenet'
@@ -235,7 +234,7 @@ def test_tuning_optimizer_decays_head_weights_only():
     g = {gr['param_name']: gr for gr in groups}
     assert g['neck.fc0.weight']['weight_decay'] == pytest.approx(1e-5)
     assert g['neck.bn0.weight']['weight_decay'] == g['head.predictor.bn0.bias']['weight_decay'] == 0
-    assert g['backbone.blocks.11.mlp.fc1.weight']['weight_decay'] == 0.05
-    assert g['backbone.blocks.11.mlp.fc1.bias']['weight_decay'] == 0
-    assert g['backbone.blocks.11.mlp.fc1.weight']['lr'] == pytest.approx(8e-4 * 0.65)
-    assert 'backbone.blocks.5.mlp.fc1.weight' not in g  # frozen
+    assert g['backbone.layers.11.mlp.fc1.weight']['weight_decay'] == 0.05
+    assert g['backbone.layers.11.mlp.fc1.bias']['weight_decay'] == 0
+    assert g['backbone.layers.11.mlp.fc1.weight']['lr'] == pytest.approx(8e-4 * 0.65)
+    assert 'backbone.layers.5.mlp.fc1.weight' not in g  # frozen

@@ -61,7 +61,7 @@ def test_export_to_timm_gives_the_same_features(style, tmp_path):
     assert 'source: timm' in log
     back = torch.load(tmp_path / 'back.pth')['state_dict']
     if style == 'cae':  # q/v biases came back as one qkv bias with a zero k part
-        assert torch.equal(back['blocks.0.attn.qkv.bias'][32:64], torch.zeros(32))
+        assert torch.equal(back['layers.0.attn.qkv.bias'][32:64], torch.zeros(32))
     else:
         theirs = vit.state_dict()
         assert set(back) == set(theirs) | {'pos_embed'}

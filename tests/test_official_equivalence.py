@@ -11,7 +11,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, format2_names
 from lomar_transfer.models import CAEPretrainViT, LoMaRViT, MAEPretrainViT, VisionTransformer
 from lomar_transfer.registry import MODELS
 from official_models import OfficialViT, perturb_
@@ -168,13 +168,16 @@ def test_official_cae_table_is_checked_not_dropped(tmp_path):
 
 
 def our_checkpoint(tmp_path, algorithm_backbone, version):
-    """A training checkpoint as mmengine writes it, with the backbone modules' format version."""
+    """A training checkpoint as mmengine writes it, with the backbone modules' format version
+    (and, before format 3, the block list's name then: ``blocks``)."""
     module = torch.nn.Module()
     module.backbone = algorithm_backbone
     sd = module.state_dict()
     for key in sd._metadata:
         if key == 'backbone' or key.endswith('rpe_k'):
             sd._metadata[key]['version'] = version
+    if version < 3:
+        sd = format2_names(sd)
     path = tmp_path / f'ours_v{version}.pth'
     torch.save({'state_dict': sd, 'meta': {}}, path)
     return path
@@ -186,9 +189,9 @@ def test_lomar_checkpoint_of_format_1_is_converted(tmp_path):
     trained = perturb_(LoMaRViT(arch=ARCH, patch_size=16, img_size=112))
     path = our_checkpoint(tmp_path, trained, version=1)
     official = OfficialViT('lomar')
-    official.load_state_dict(
-        {k: v for k, v in trained.state_dict().items() if k in official.state_dict()},
-        strict=False)
+    official.load_state_dict(  # official names: blocks.N.
+        {k: v for k, v in format2_names(trained.state_dict(), prefix='').items()
+         if k in official.state_dict()}, strict=False)
     with torch.no_grad():
         for blk in official.blocks:
             blk.attn.rpe_k.lookup_table_weight.mul_(16**-0.5)
@@ -199,7 +202,7 @@ def test_lomar_checkpoint_of_format_1_is_converted(tmp_path):
         for path_ in (path, converted(tmp_path, path)):
             model = ours(pretrained=str(path_), out_type='raw', **LOMAR)
             torch.testing.assert_close(model(x)[0], expected, atol=ATOL, rtol=0)
-        # format 2 (what this version writes) is taken as it is
+        # format-2 tables (unscaled queries, as this version writes them) are taken as they are
         model = ours(pretrained=str(our_checkpoint(tmp_path, trained, 2)), out_type='raw',
                      **LOMAR)
         assert not torch.allclose(model(x)[0], expected, atol=1e-3)

@@ -22,15 +22,14 @@ from lomar_transfer.models.backbones import VisionTransformer
 VITPOSE_B = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs', 'body_2d_keypoint',
                      'topdown_heatmap', 'coco', 'td-hm_ViTPose-base_8xb64-210e_coco-256x192.py')
 OURS, THEIRS = 'lomar_transfer.VisionTransformer', 'mmpretrain.VisionTransformer'
-# pending: mmpose's constructor parses 'backbone.layers.N.' (layer_decay_optim_wrapper.py:7-17);
-# our blocks are 'backbone.blocks.N.' (names shared with the checkpoint converters)
-NEEDS_LAYERS_NAMES = pytest.mark.xfail(
-    strict=True, reason="mmpose's constructor needs mmpretrain's 'layers.N.' parameter names")
+# mmpose's constructor (layer_decay_optim_wrapper.py:7-17) and mmseg's BEiT/MAE one parse the
+# layer of 'backbone.layers.N.*': our block list has mmpretrain's name, 'layers'
 
 
-def vitpose_model():
+def vitpose_model(backbone_type=OURS):
     cfg = Config.fromfile(VITPOSE_B)  # also imports mmpose's layer-decay constructor
-    cfg.model.backbone.type = OURS  # nothing else changed
+    assert cfg.model.backbone.type == THEIRS
+    cfg.model.backbone.type = backbone_type  # nothing else changed
     init_default_scope(cfg.default_scope)
     from mmpose.registry import MODELS
     return cfg, MODELS.build(cfg.model)
@@ -40,6 +39,13 @@ def lr_by_name(wrapper):
     """{parameter name: lr}; mmpretrain's groups hold one 'param_name', the others 'param_names'."""
     return {name: g['lr'] for g in wrapper.optimizer.param_groups
             for name in g.get('param_names', [g.get('param_name')])}
+
+
+def in_our_names(by_name):
+    """{mmpretrain ViT model's parameter name: x} -> {our name: x} (the converters' rules)."""
+    backbone, _ = convert_mmpretrain(by_name)
+    return {**{k: v for k, v in by_name.items() if not k.startswith('backbone.')},
+            **{'backbone.' + k: v for k, v in backbone.items()}}
 
 
 def test_vitpose_config_trains_one_step():
@@ -68,27 +74,49 @@ def test_vitpose_config_trains_one_step():
     still = [n for n, p in model.named_parameters() if n in got_grad and torch.equal(p, before[n])]
     assert not still, f'not updated: {still[:5]}'
     # the gradient reached every block and the patch embedding
-    assert {n.split('.')[2] for n in got_grad if n.startswith('backbone.blocks.')} == {
+    assert {n.split('.')[2] for n in got_grad if n.startswith('backbone.layers.')} == {
         str(i) for i in range(12)}
     assert 'backbone.patch_embed.proj.weight' in got_grad
 
 
 @pytest.mark.parametrize('constructor', [
-    pytest.param(None, marks=NEEDS_LAYERS_NAMES, id='mmpose'),
+    pytest.param(None, id='mmpose'),  # the config's own: mmpose's LayerDecayOptimWrapperConstructor
     pytest.param('lomar_transfer.LayerDecayOptimWrapperConstructor', id='ours')])
 def test_vitpose_config_gets_one_lr_per_layer(constructor):
-    cfg, model = vitpose_model()
-    if constructor:  # the workaround until then: the same paramwise_cfg, our constructor
-        cfg.optim_wrapper.constructor = constructor
-    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    """ViTPose-B with our backbone: every parameter gets its layer's lr, exactly the lr that the
+    same constructor gives mmpretrain's ViT in the original config."""
+    lrs = {}
+    for backbone_type in (OURS, THEIRS):
+        cfg, model = vitpose_model(backbone_type)
+        if constructor:  # the same paramwise_cfg, our constructor
+            cfg.optim_wrapper.constructor = constructor
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        assert sum(len(g['params']) for g in wrapper.optimizer.param_groups) == len(
+            list(model.parameters()))
+        lrs[backbone_type] = lr_by_name(wrapper)
+        if constructor is None:  # one group per layer and decay: 0, 1..12, 13 x (no) decay
+            assert len(wrapper.optimizer.param_groups) == 2 * 14
+        del model, wrapper
     base_lr = cfg.optim_wrapper.optimizer.lr
     rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
     depth = cfg.optim_wrapper.paramwise_cfg.num_layers
-    lrs = lr_by_name(wrapper)
-    assert len(set(lrs.values())) == depth + 2
-    for name, lr in lrs.items():
-        layer_id, _ = model.backbone.get_layer_depth(name, 'backbone.')
-        assert lr == pytest.approx(base_lr * rate**(depth + 1 - layer_id)), name
+    ours = lrs[OURS]
+    for name, lr in ours.items():
+        if name.startswith(('backbone.patch_embed.', 'backbone.cls_token', 'backbone.pos_embed')):
+            layer = 0
+        elif name.startswith('backbone.layers.'):
+            layer = int(name.split('.')[2]) + 1
+        else:  # the final norm and the head
+            assert name.startswith(('backbone.norm.', 'head.')), name
+            layer = depth + 1
+        assert lr == pytest.approx(base_lr * rate**(depth + 1 - layer), rel=1e-12), name
+    assert len(set(ours.values())) == depth + 2 == 14
+    per_block = [{lr for n, lr in ours.items() if n.startswith(f'backbone.layers.{i}.')}
+                 for i in range(depth)]
+    assert all(len(lr) == 1 for lr in per_block) and len(set.union(*per_block)) == depth
+    theirs = in_our_names(lrs[THEIRS])
+    theirs.pop('backbone.pos_embed')  # their learned table is our fixed one: not a parameter
+    assert ours == theirs  # the same names, the same lr: bit for bit
 
 
 # the ViTPose backbone arguments, on a small model
@@ -153,15 +181,12 @@ def decay_outcome(backbone_type, constructor, paramwise_cfg):
         return type(e).__name__
     lrs = lr_by_name(wrapper)
     if backbone_type == THEIRS:
-        backbone, _ = convert_mmpretrain(lrs)  # their names -> ours
-        lrs = {**{k: v for k, v in lrs.items() if not k.startswith('backbone.')},
-               **{'backbone.' + k: v for k, v in backbone.items()}}
+        lrs = in_our_names(lrs)  # their names -> ours
         assert len(set(lrs.values())) == DEPTH + 2  # a real per-layer decay to compare with
     return lrs
 
 
-@pytest.mark.parametrize('name', [
-    pytest.param(k, marks=NEEDS_LAYERS_NAMES) if k == 'mmpose' else k for k in CONSTRUCTORS])
+@pytest.mark.parametrize('name', list(CONSTRUCTORS))
 def test_layer_decay_constructors_treat_ours_as_mmpretrains(name):
     ours, theirs = (decay_outcome(t, *CONSTRUCTORS[name]) for t in (OURS, THEIRS))
     if isinstance(theirs, str):

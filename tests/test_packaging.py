@@ -108,9 +108,10 @@ def test_user_config_trains_with_our_script_and_the_stock_tool(installed):
     assert out.returncode == 0, out.stderr[-3000:]
     pictures = sorted((installed['user'] / 'pictures').rglob('*.png'))
     assert len(pictures) == 2, pictures  # one per validation image
-    for picture in pictures:  # the label map blended over the image: not the image itself
-        name = picture.name.split('.')[0].rsplit('_', 1)[0]
+    for picture in pictures:  # ground truth | prediction, label maps blended over the image
+        name = picture.name.removeprefix('test_').split('.jpg')[0]  # test_<image>.jpg_<step>
         image, = (installed['user'] / 'data/synthetic/ade').rglob(f'validation/{name}.jpg')
         drawn, original = cv2.imread(str(picture)), cv2.imread(str(image))
-        assert drawn.shape == original.shape
-        assert abs(drawn.astype(int) - original).mean() > 5
+        h, w = original.shape[:2]
+        assert drawn.shape == (h, 2 * w, 3)
+        assert abs(drawn[:, w:].astype(int) - original).mean() > 5

@@ -68,8 +68,8 @@ def test_paper_config_builds_our_vit_base(path):
     assert (vit.embed_dims, vit.depth, vit.patch_size) == (768, 12, 16)
     pos, rel, layer_scale, cls = expected(method, KINDS[Path(path).name])
     assert vit.pos_embed_type == pos
-    assert relative_position(vit.blocks[0].attn) == rel
-    assert isinstance(vit.blocks[0].ls1, torch.nn.Identity) != layer_scale
+    assert relative_position(vit.layers[0].attn) == rel
+    assert isinstance(vit.layers[0].ls1, torch.nn.Identity) != layer_scale
     assert (vit.num_prefix_tokens == 1) == cls
     assert vit.pretrained.startswith(f'work_dirs/{method}_vit-base-p16')
     if 'linear' in path:

@@ -1,9 +1,13 @@
 """Pretrained weights into the transfer ViT: converted, adapted, reported, or refused."""
 import logging
+import re
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from conftest import REPO, format2_names
 from lomar_transfer.checkpoint import load_pretrained_backbone
 from lomar_transfer.models import CAEPretrainViT, VisionTransformer
 
@@ -21,7 +25,7 @@ def test_suite_checkpoint_into_dense_task_vit(tmp_path):
     token at another input size: everything but the class token loads and the report says so."""
     src = VisionTransformer(arch=TINY, img_size=56, patch_size=8, rel_pos=True, pos_embed=None)
     src.init_weights()
-    for b in src.blocks:
+    for b in src.layers:
         torch.nn.init.normal_(b.attn.rpe_k.lookup_table_weight)
     sd = {f'backbone.{k}': v for k, v in src.state_dict().items()}
     sd['head.predictor.weight'] = torch.zeros(3, 3)
@@ -34,9 +38,9 @@ def test_suite_checkpoint_into_dense_task_vit(tmp_path):
     logger.handlers[-1].emit = records.append
     logger.setLevel(logging.INFO)
     load_pretrained_backbone(dst, path, logger=logger)
-    torch.testing.assert_close(dst.blocks[1].attn.rpe_k.lookup_table_weight,
-                               src.blocks[1].attn.rpe_k.lookup_table_weight)
-    torch.testing.assert_close(dst.blocks[0].mlp.fc2.weight, src.blocks[0].mlp.fc2.weight)
+    torch.testing.assert_close(dst.layers[1].attn.rpe_k.lookup_table_weight,
+                               src.layers[1].attn.rpe_k.lookup_table_weight)
+    torch.testing.assert_close(dst.layers[0].mlp.fc2.weight, src.layers[0].mlp.fc2.weight)
     report = '\n'.join(r.getMessage() for r in records)
     assert f'loaded {len(dst.state_dict())}/{len(dst.state_dict())}' in report
     assert 'cls_token (this model has no class token)' in report
@@ -46,7 +50,8 @@ def test_suite_checkpoint_into_dense_task_vit(tmp_path):
 def test_timm_style_checkpoint_pos_embed_resampled(tmp_path):
     src = VisionTransformer(arch=TINY, img_size=32, patch_size=8, pos_embed='learned')
     src.init_weights()
-    path = save(tmp_path, 'vit.pth', {'model': dict(src.state_dict(),
+    timm_names = {re.sub(r'^layers\.', 'blocks.', k): v for k, v in src.state_dict().items()}
+    path = save(tmp_path, 'vit.pth', {'model': dict(timm_names,
                                                     **{'head.weight': torch.zeros(10, 32)})})
     dst = VisionTransformer(arch=TINY, img_size=48, patch_size=8, pos_embed='learned',
                             init_cfg=dict(type='Pretrained', checkpoint=path))
@@ -84,3 +89,89 @@ def test_cae_position_buffer_survives_init():
     vit.init_weights()
     torch.testing.assert_close(vit.pos_embed, vit.abs_pos_embed((4, 4)))
     assert 'pos_embed' not in vit.state_dict()
+
+
+def report_of(load):
+    """The lines ``load(logger)`` logs."""
+    records = []
+    logger = logging.getLogger(f'test_pretrained_report_{id(records)}')
+    logger.addHandler(logging.Handler())
+    logger.handlers[-1].emit = records.append
+    logger.setLevel(logging.INFO)
+    load(logger)
+    return '\n'.join(r.getMessage() for r in records)
+
+
+def test_checkpoint_of_format_2_is_migrated(tmp_path):
+    """A pretraining checkpoint written before format 3 (format version 2, the block list named
+    ``blocks``) loads into today's backbone (``layers``) with identical outputs: through
+    ``pretrained=`` (the report names the migration), through the converter tool's output, and
+    as a whole model through mmengine's loader (``load_from`` / ``--resume``)."""
+    from mmengine.runner.checkpoint import load_checkpoint
+    cfg = dict(arch=TINY, img_size=32, patch_size=8, rel_pos=True, pos_embed=None,
+               out_type='raw')
+    torch.manual_seed(0)
+    src = VisionTransformer(**cfg)
+    src.init_weights()
+    for p in src.parameters():  # every tensor matters: relative tables, biases, norms
+        p.data += 0.1 * torch.randn_like(p)
+    model = torch.nn.Module()
+    model.backbone = src
+    sd = model.state_dict()
+    sd._metadata['backbone']['version'] = 2
+    old = format2_names(sd)
+    blocks = [k for k in old if k.startswith('backbone.blocks.')]
+    assert len(blocks) == 2 * 13 and not any('layers' in k for k in old)
+    old['head.predictor.weight'] = torch.zeros(3, 3)
+    path = save(tmp_path, 'pretrain_v2.pth', {'state_dict': old, 'meta': {}})
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = src.eval()(x)[0]
+
+        dst = VisionTransformer(**cfg)
+        report = report_of(lambda logger: load_pretrained_backbone(dst, path, logger=logger))
+        assert f'loaded {len(dst.state_dict())}/{len(dst.state_dict())} backbone' in report
+        assert ("migrated: lomar_transfer checkpoint format 2: 26 block tensors renamed "
+                "'blocks.N.*' -> 'layers.N.*'") in report, report
+        assert torch.equal(dst.eval()(x)[0], want)
+
+        out = subprocess.run([sys.executable, str(REPO / 'tools/model_converters/to_lomar_vit.py'),
+                              path, str(tmp_path / 'v2_converted.pth')], capture_output=True,
+                             text=True)
+        assert out.returncode == 0, out.stderr
+        assert "migrated: lomar_transfer checkpoint format 2: 26 block tensors" in out.stdout
+        converted = torch.load(tmp_path / 'v2_converted.pth')['state_dict']
+        assert 'layers.1.attn.rpe_k.lookup_table_weight' in converted
+        dst = VisionTransformer(**cfg, pretrained=str(tmp_path / 'v2_converted.pth'))
+        dst.init_weights()
+        assert torch.equal(dst.eval()(x)[0], want)
+
+        whole = torch.nn.Module()
+        whole.backbone = VisionTransformer(**cfg)
+        load_checkpoint(whole, path, strict=False)  # as Runner.load_checkpoint (load_from)
+        assert torch.equal(whole.backbone.eval()(x)[0], want)
+        whole.backbone = VisionTransformer(**cfg)  # strict: no block tensor left behind
+        load_checkpoint(whole, save(tmp_path, 'whole_v2.pth', {'state_dict': format2_names(sd)}),
+                        strict=True)
+        assert torch.equal(whole.backbone.eval()(x)[0], want)
+
+        # format 1 (LoMaR's tables of scaled queries) through mmengine's loader: rescaled as
+        # through ours, although its tables' version is recorded under their old names
+        for key in sd._metadata:
+            if key == 'backbone' or key.endswith('rpe_k'):
+                sd._metadata[key]['version'] = 1
+        path = save(tmp_path, 'pretrain_v1.pth', {'state_dict': format2_names(sd)})
+        ref = VisionTransformer(**cfg, pretrained=path)
+        ref.init_weights()
+        whole.backbone = VisionTransformer(**cfg)
+        load_checkpoint(whole, path, strict=True)
+        torch.testing.assert_close(whole.backbone.layers[1].attn.rpe_k.lookup_table_weight,
+                                   src.layers[1].attn.rpe_k.lookup_table_weight * 16**-0.5)
+        assert torch.equal(whole.backbone.eval()(x)[0], ref.eval()(x)[0])
+
+    # what this version writes (format 3) loads as it is, without a migration
+    model.backbone = dst
+    path = save(tmp_path, 'pretrain_v3.pth', {'state_dict': model.state_dict()})
+    report = report_of(
+        lambda logger: load_pretrained_backbone(VisionTransformer(**cfg), path, logger=logger))
+    assert 'migrated' not in report and 'loaded 31/31' in report

@@ -119,16 +119,59 @@ def test_stock_train_stops_on_nan_and_checks_data(package, synthetic_root, tmp_p
     assert 'nowhere' in last and 'lomar-make-data' in last
 
 
-def test_every_config_declares_the_safety_features():
-    """Each runnable config names the runner and hooks (nothing added by a script), and each
-    transfer config has its project's visualization hook for ``--show-dir``."""
+# built by name outside the registries (mmcv ops) or by a registry of mmpretrain's own
+NOT_REGISTRY_BUILT = ('roi_layer', 'nms', 'augments')
+
+
+def unresolved_types(node, scope, where=''):
+    """``type`` names of a config that no mmengine registry resolves in their scope (the
+    config's default_scope, or a dict's ``_scope_``)."""
+    import mmengine.registry as R
+    registries = [R.MODELS, R.HOOKS, R.TRANSFORMS, R.DATASETS, R.METRICS, R.VISUALIZERS,
+                  R.VISBACKENDS, R.OPTIMIZERS, R.OPTIM_WRAPPERS, R.OPTIM_WRAPPER_CONSTRUCTORS,
+                  R.PARAM_SCHEDULERS, R.LOOPS, R.DATA_SAMPLERS, R.RUNNERS, R.LOG_PROCESSORS,
+                  R.EVALUATOR, R.TASK_UTILS, R.MODEL_WRAPPERS, R.FUNCTIONS,
+                  R.WEIGHT_INITIALIZERS]
+
+    def resolves(name, scope):
+        for registry in registries:
+            with registry.switch_scope_and_registry(scope) as r:
+                if r.get(name) is not None:
+                    return True
+        return False
+
+    found = []
+    if isinstance(node, dict):
+        scope = node.get('_scope_', scope)
+        if isinstance(node.get('type'), str) and not resolves(node['type'], scope):
+            found.append(f'{where}: {node["type"]} (scope {scope})')
+        for key, value in node.items():
+            if key not in NOT_REGISTRY_BUILT:
+                found += unresolved_types(value, scope, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            found += unresolved_types(value, scope, f'{where}[{i}]')
+    return found
+
+
+def test_every_config_declares_the_safety_features_and_builds_as_a_base(tmp_path):
+    """Each runnable config, inherited as a user does (``lomar_transfer::``), names the runner
+    and hooks (nothing added by a script), has its project's visualization hook for
+    ``--show-dir`` (transfer configs), and every ``type`` in it resolves once the runner has
+    dropped the scope mmengine stamps on our configs' dicts."""
     from mmengine.config import Config
+
+    from lomar_transfer.engine.runner import drop_package_scope
+    import mmdet.registry, mmpretrain.registry, mmseg.registry  # noqa: F401,E401  (children)
     configs = [p for p in sorted((REPO / 'configs').rglob('*.py')) if '_base_' not in p.parts]
     assert len(configs) > 50
+    stamped = []
     for path in configs:
-        cfg = Config.fromfile(path)
+        name = path.relative_to(REPO / 'configs')
+        user = tmp_path / 'user.py'
+        user.write_text(f"_base_ = ['lomar_transfer::{name}']\n")
+        cfg = Config.fromfile(user)
         hooks = cfg.default_hooks
-        name = path.relative_to(REPO)
         assert 'lomar_transfer' in cfg.custom_imports.imports, name
         assert cfg.runner_type == 'lomar_transfer.CheckedRunner', name
         assert hooks.checkpoint.type == 'lomar_transfer.AtomicCheckpointHook', name
@@ -136,3 +179,27 @@ def test_every_config_declares_the_safety_features():
         assert hooks.finite_loss.type == 'lomar_transfer.FiniteLossHook', name
         if path.parent.name != 'maect' and not path.name.startswith(('lomar_', 'mae_', 'cae_')):
             assert 'visualization' in hooks, name
+        stamped += unresolved_types(cfg._cfg_dict, cfg.default_scope, str(name))
+        assert unresolved_types(drop_package_scope(cfg._cfg_dict), cfg.default_scope,
+                                str(name)) == []
+    assert stamped  # what the runner repairs: e.g. mmseg's PackSegInputs in our scope
+
+
+def test_tracking_switches_add_the_mmengine_backends(tmp_path):
+    """--tensorboard / --wandb PROJECT add mmengine's backends next to the config's own (the
+    TensorBoard event files are checked in test_packaging.py; W&B cannot reach a server here:
+    its backend is configured, and wandb's own WANDB_MODE=offline keeps it local)."""
+    from mmengine.registry import VISBACKENDS
+
+    from lomar_transfer.cli.train import parse_args
+    from lomar_transfer.utils import add_tracking, load_config
+    args = parse_args([str(REPO / CASES['mmdet'][0]), '--work-dir', str(tmp_path / 'run'),
+                       '--tensorboard', '--wandb', 'lomar-bench'])
+    cfg = add_tracking(load_config(args.config, {}, args.work_dir), args.tensorboard, args.wandb)
+    backends = cfg.visualizer.vis_backends
+    assert [b['type'] for b in backends] == ['LocalVisBackend', 'TensorboardVisBackend',
+                                            'WandbVisBackend']
+    assert backends[2]['init_kwargs'] == dict(project='lomar-bench', name='run')
+    assert all(VISBACKENDS.get(b['type']) for b in backends)
+    plain = load_config(args.config, {}, args.work_dir)
+    assert add_tracking(plain).visualizer.vis_backends == [dict(type='LocalVisBackend')]

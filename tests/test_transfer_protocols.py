@@ -4,6 +4,7 @@ backbone (the installed mmseg, run as is), with every parameter non-zero; and th
 and schedules give each parameter the official learning rate and weight decay."""
 import importlib.util
 import math
+import re
 from collections import OrderedDict
 
 import pytest
@@ -50,9 +51,9 @@ def test_get_rel_pos_matches_detectron2(q, k, length):
 def test_window_and_global_blocks_have_their_own_tables():
     vit = VisionTransformer(**backbone_cfg(VITDET, global_attn_indices=(1, 3)))
     # at 1024 px: window blocks 2*14-1 offsets, global blocks 2*64-1; all start at zero
-    assert [tuple(b.attn.rel_pos_h.shape) for b in vit.blocks] == [(27, 16), (127, 16)] * 2
-    assert all(b.attn.rel_pos_w.shape == b.attn.rel_pos_h.shape for b in vit.blocks)
-    assert all(b.attn.rel_pos_h.abs().sum() == 0 for b in vit.blocks)
+    assert [tuple(b.attn.rel_pos_h.shape) for b in vit.layers] == [(27, 16), (127, 16)] * 2
+    assert all(b.attn.rel_pos_w.shape == b.attn.rel_pos_h.shape for b in vit.layers)
+    assert all(b.attn.rel_pos_h.abs().sum() == 0 for b in vit.layers)
 
 
 @pytest.mark.parametrize('size', [160, 128])
@@ -66,17 +67,18 @@ def test_vitdet_backbone_equals_detectron2(tmp_path, size):
                          global_blocks=(1, 3))
     missing = ref.load_state_dict(official.state_dict(), strict=False).missing_keys
     assert sorted(missing) == sorted(f'blocks.{i}.attn.rel_pos_{a}' for i in range(4)
-                                     for a in 'hw')
+                                     for a in 'hw')  # detectron2's names
     ours = VisionTransformer(**backbone_cfg(VITDET, img_size=160, pretrain_img_size=112,
                                             window_size=4, global_attn_indices=(1, 3)))
     ours.pretrained = str(path)
     ours.init_weights()
     perturb_(ref, seed=1)  # trained tables and weights: the same tensors into ours
     ours_sd = ours.state_dict()
-    for k, v in ref.state_dict().items():
-        ours_sd[k] = v[:, 1:] if k == 'pos_embed' else v  # ViTDet keeps an unused class slot
+    for k, v in ref.state_dict().items():  # detectron2's blocks.N. are our layers.N.
+        ours_sd[re.sub(r'^blocks\.', 'layers.', k)] = (
+            v[:, 1:] if k == 'pos_embed' else v)  # ViTDet keeps an unused class slot
     ours.load_state_dict(ours_sd)
-    assert all(b.attn.rel_pos_h.abs().min() > 0 for b in ours.blocks)
+    assert all(b.attn.rel_pos_h.abs().min() > 0 for b in ours.layers)
     x = torch.randn(2, 3, size, size, dtype=torch.float64)
     with torch.no_grad():  # float64: any difference left is a difference of computation
         want, got = ref.double()(x), ours.double().eval()(x)[-1]
@@ -93,7 +95,7 @@ def test_vitdet_backbone_starts_from_the_pretrained_table_and_reports_new_tables
     result = load_pretrained_backbone(vit, str(path))
     assert torch.equal(vit.pos_embed, official.pos_embed[:, 1:])  # class slot dropped, learned
     assert vit.pos_embed.requires_grad
-    assert sorted(result.missing_keys) == sorted(f'blocks.{i}.attn.rel_pos_{a}'
+    assert sorted(result.missing_keys) == sorted(f'layers.{i}.attn.rel_pos_{a}'
                                                  for i in range(4) for a in 'hw')
 
 
@@ -129,7 +131,7 @@ def test_mmseg_protocol_equals_mmseg_mae_backbone(tmp_path, img):
     assert torch.allclose(ours.pos_embed, theirs.pos_embed, atol=1e-6)  # before training
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for i, (a, b) in enumerate(zip(theirs.layers, ours.blocks)):
+        for i, (a, b) in enumerate(zip(theirs.layers, ours.layers)):
             for src, dst in ((a.attn.relative_position_bias_table,
                               b.attn.relative_position_bias_table),
                              (a.gamma_1, b.ls1.gamma), (a.gamma_2, b.ls2.gamma)):
@@ -203,29 +205,29 @@ def test_vitdet_learning_rates_and_weight_decay():
     lr, wd = (lambda n: g[n][0]), (lambda n: g[n][1])
     assert math.isclose(lr('backbone.patch_embed.proj.weight'), 0.7**13)
     assert math.isclose(lr('backbone.pos_embed'), 0.7**13)
-    assert math.isclose(lr('backbone.blocks.11.attn.rel_pos_h'), 0.7)
-    assert math.isclose(lr('backbone.blocks.0.norm1.weight'), 0.7**12)
+    assert math.isclose(lr('backbone.layers.11.attn.rel_pos_h'), 0.7)
+    assert math.isclose(lr('backbone.layers.0.norm1.weight'), 0.7**12)
     assert lr('roi_head.bbox_head.fc_cls.weight') == lr('neck.stages.0.1.ln.weight') == 1
     # detectron2: no decay only for torch LayerNorms (the blocks') and pos_embed
-    assert wd('backbone.blocks.0.norm1.weight') == wd('backbone.pos_embed') == 0
-    assert wd('backbone.blocks.0.attn.qkv.bias') == wd('backbone.blocks.0.attn.rel_pos_h') == 1
+    assert wd('backbone.layers.0.norm1.weight') == wd('backbone.pos_embed') == 0
+    assert wd('backbone.layers.0.attn.qkv.bias') == wd('backbone.layers.0.attn.rel_pos_h') == 1
     assert wd('neck.stages.0.1.ln.weight') == wd('roi_head.bbox_head.shared_convs.0.ln.bias') == 1
 
 
 def test_mmseg_and_cae_learning_rates_and_weight_decay():
     g = groups(MMSEG)
     assert math.isclose(g['backbone.pos_embed'][0], 0.65**13)
-    assert math.isclose(g['backbone.blocks.11.ls1.gamma'][0], 0.65)
+    assert math.isclose(g['backbone.layers.11.ls1.gamma'][0], 0.65)
     assert g['decode_head.conv_seg.weight'][0] == 1
     # mmseg decays pos_embed, cls_token and the bias tables (its name test sees full names)
     assert g['backbone.pos_embed'][1] == g['backbone.cls_token'][1] == 1
-    assert g['backbone.blocks.3.attn.relative_position_bias_table'][1] == 1
-    assert g['backbone.blocks.3.ls1.gamma'][1] == g['backbone.blocks.3.attn.qkv.bias'][1] == 0
+    assert g['backbone.layers.3.attn.relative_position_bias_table'][1] == 1
+    assert g['backbone.layers.3.ls1.gamma'][1] == g['backbone.layers.3.attn.qkv.bias'][1] == 0
     cae = groups(CAE_ADE)
     assert cae['backbone.pos_embed'] == (0, 0)  # CAE keeps the resampled table frozen
-    assert cae['backbone.blocks.3.attn.q_bias'][1] == 0
+    assert cae['backbone.layers.3.attn.q_bias'][1] == 0
     coco = groups(CAE_COCO)
-    assert math.isclose(coco['backbone.blocks.11.attn.qkv.weight'][0], 0.75)
+    assert math.isclose(coco['backbone.layers.11.attn.qkv.weight'][0], 0.75)
     assert coco['backbone.pos_embed'] == (0, 0)
 
 
@@ -285,7 +287,7 @@ def test_protocol_config_trains_a_step_at_task_size(path, batch):
         model.train()
         losses = model.train_step(batch(), wrapper)
     assert all(torch.isfinite(v).all() for k, v in losses.items() if 'loss' in k)
-    attn = model.backbone.blocks[-1].attn
+    attn = model.backbone.layers[-1].attn
     tables = [p for p in (getattr(attn, 'rel_pos_h', None),
                           getattr(attn, 'relative_position_bias_table', None)) if p is not None]
     assert all(t.abs().sum() > 0 for t in tables)
@@ -318,7 +320,7 @@ def test_each_protocol_loads_each_methods_pretraining(tmp_path, method, leaf):
     vit = VisionTransformer(**cfg)
     vit.init_weights()
     result = load_pretrained_backbone(vit, str(path))
-    new = {k.split('.')[-1] if k.startswith('blocks.') else k for k in result.missing_keys}
+    new = {k.split('.')[-1] if k.startswith('layers.') else k for k in result.missing_keys}
     assert new <= {'rel_pos_h', 'rel_pos_w', 'relative_position_bias_table', 'gamma'}, new
     ours = vit.state_dict()
     for k, v in pre.state_dict().items():
@@ -336,4 +338,4 @@ def test_each_protocol_loads_each_methods_pretraining(tmp_path, method, leaf):
         assert vit.num_prefix_tokens == 0 or vit.pos_embed[0, 0].abs().max() == 0
     if method != 'cae' and 'ls1.gamma' in str(result.missing_keys):  # LayerScale is new
         want = 1.0 if leaf.startswith('upernet') and not leaf.endswith('_cae.py') else 0.1
-        assert all(torch.all(b.ls1.gamma == want) for b in vit.blocks)
+        assert all(torch.all(b.ls1.gamma == want) for b in vit.layers)

@@ -61,9 +61,9 @@ def test_learned_pos_embed_resampling():
 def test_qv_bias_has_no_key_bias():
     vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8, qkv_bias='qv')
     names = {n for n, _ in vit.named_parameters()}
-    assert 'blocks.0.attn.q_bias' in names and 'blocks.0.attn.v_bias' in names
-    assert 'blocks.0.attn.qkv.bias' not in names
-    attn = vit.blocks[0].attn
+    assert 'layers.0.attn.q_bias' in names and 'layers.0.attn.v_bias' in names
+    assert 'layers.0.attn.qkv.bias' not in names
+    attn = vit.layers[0].attn
     with torch.no_grad():
         attn.q_bias.fill_(1.)
         attn.v_bias.fill_(2.)
@@ -96,7 +96,7 @@ def test_relative_position_encoding_depends_only_on_offsets():
 
 def test_relative_position_weights_work_at_any_grid_size():
     vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8, rel_pos=True, pos_embed=None)
-    for block in vit.blocks:
+    for block in vit.layers:
         torch.nn.init.normal_(block.attn.rpe_k.lookup_table_weight)
     shapes = [vit(torch.randn(1, 3, s, s))[0].shape for s in (56, 160)]
     assert shapes == [(1, 32, 7, 7), (1, 32, 20, 20)]
@@ -104,7 +104,7 @@ def test_relative_position_weights_work_at_any_grid_size():
     x = torch.randn(1, 3, 56, 56)
     with torch.no_grad():
         before = vit(x)[0]
-        for block in vit.blocks:
+        for block in vit.layers:
             block.attn.rpe_k.lookup_table_weight.zero_()
         assert not torch.allclose(before, vit(x)[0])
 
@@ -115,7 +115,7 @@ def test_windowed_attention():
     full = VisionTransformer(**kw).eval()
     win = VisionTransformer(window_size=4, global_attn_indices=(-1, ), **kw).eval()
     win.load_state_dict(full.state_dict())
-    assert [b.window_size for b in win.blocks] == [4, 4, 0]
+    assert [b.window_size for b in win.layers] == [4, 4, 0]
     with torch.no_grad():
         x = torch.randn(1, 3, 32, 32)  # 4x4 grid = one window: windowed == global
         torch.testing.assert_close(win(x)[0], full(x)[0])
@@ -132,10 +132,10 @@ SMALL_VIT = dict(arch=dict(embed_dims=32, depth=4, num_heads=2, mlp_hidden_dims=
 def test_frozen_stages_freeze_embeddings_and_first_blocks():
     vit = VisionTransformer(**SMALL_VIT, frozen_stages=2, drop_path_rate=0.1)
     vit.train()
-    trainable = {n.split('.')[0] + ('.' + n.split('.')[1] if n.startswith('blocks') else '')
+    trainable = {n.split('.')[0] + ('.' + n.split('.')[1] if n.startswith('layers') else '')
                  for n, p in vit.named_parameters() if p.requires_grad}
-    assert trainable == {'blocks.2', 'blocks.3', 'norm'}
-    assert not vit.blocks[1].training and vit.blocks[2].training  # frozen blocks stay in eval
+    assert trainable == {'layers.2', 'layers.3', 'norm'}
+    assert not vit.layers[1].training and vit.layers[2].training  # frozen blocks stay in eval
     probe = VisionTransformer(**SMALL_VIT, frozen_stages=4)  # linear probing: nothing trains
     assert not any(p.requires_grad for p in probe.parameters())
     with pytest.raises(ValueError, match='exceeds'):

@@ -209,3 +209,18 @@ def test_user_errors_are_one_line(imagenet, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert PAPER_CONFIGS['cae'] in result.stderr and 'DALL-E' in result.stderr
+
+
+def test_checkpoint_of_format_2_is_accepted(tmp_path):
+    """A pretraining checkpoint written before format 3 (the ViT's blocks under 'blocks.N.')
+    fits the model of its config: the backbone migrates it to 'layers.N.' on load."""
+    from conftest import format2_names
+    from lomar_transfer.visualization.reconstruction import load_pretraining_checkpoint
+    cfg, model = make_checkpoint('lomar', tmp_path / 'ckpt.pth')
+    sd = model.state_dict()
+    sd._metadata['backbone']['version'] = 2
+    torch.save({'state_dict': format2_names(sd), 'meta': {}}, tmp_path / 'v2.pth')
+    fresh = build_pretraining_model(cfg)
+    load_pretraining_checkpoint(fresh, str(tmp_path / 'v2.pth'))
+    got = fresh.state_dict()
+    assert set(got) == set(sd) and all(torch.equal(got[k], v) for k, v in sd.items())

@@ -165,6 +165,9 @@ fi
 
 log "4/5 OpenMMLab projects (requirements/mminstall.txt)"
 pip_install -r "$ROOT/requirements/mminstall.txt"
+# mmpose only for tests/test_other_projects.py (our ViT in its ViTPose config); --no-deps because
+# its chumpy dependency does not build (see requirements/tests.txt, which pins what it needs)
+pip_install --no-deps mmpose==1.3.2
 mmcv_ok || die "mmcv changed while installing the OpenMMLab projects"
 
 log "5/5 lomar_transfer (editable)"

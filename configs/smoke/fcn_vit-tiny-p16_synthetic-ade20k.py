@@ -35,5 +35,5 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=1),
     checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', interval={{_base_.max_iters}},
                     by_epoch=False),
-    visualization=dict(type='SegVisualizationHook'))
+    visualization=dict(type='mmseg.SegVisualizationHook'))
 log_processor = dict(by_epoch=False)

@@ -52,6 +52,10 @@ def parse_args(argv=None):
     p.add_argument('--gpus', type=int, help='GPUs per stage (default: all visible; 0 = CPU)')
     p.add_argument('--no-untrained', action='store_true',
                    help='skip evaluating each transfer model before training')
+    p.add_argument('--seeds', nargs='+', type=int, default=[0],
+                   help='run every stage once per seed (pretraining and transfer seed; '
+                   'WORK_DIR/seed<N>/ with several): the table shows mean ± standard deviation '
+                   'and which method differences exceed the noise (default: one seed, 0)')
     p.add_argument('--tensorboard', action='store_true',
                    help='training stages also log to TensorBoard (STAGE/<timestamp>/vis_data)')
     p.add_argument('--cfg-options', nargs='+', default=[],
@@ -83,29 +87,33 @@ class Suite:
         self.gpus = gpu_count(args.gpus)
         self.tracking = ['--tensorboard'] if args.tensorboard else []
         # no pretraining to tune for the random-init baseline
-        self.jobs = [(m, s) for m in args.methods for s in args.stages
-                     if not (m == 'scratch' and s in ('pretrain', 'maect'))]
+        self.seeds = list(dict.fromkeys(args.seeds))
+        self.jobs = [(seed, m, s) for seed in self.seeds for m in args.methods
+                     for s in args.stages if not (m == 'scratch' and s in ('pretrain', 'maect'))]
 
     # ------------------------------------------------------------------ one stage
-    def train_cmd(self, config, stage_dir, options):
+    def train_cmd(self, config, stage_dir, options, seed):
         opts = ['--cfg-options', *options] if options else []
         if self.gpus > 1:
             return [self.py, '-m', 'torch.distributed.run', f'--nproc_per_node={self.gpus}',
                     f'--master_port={os.environ.get("PORT", 29500)}', '-m', TRAIN, str(config),
-                    '--work-dir', str(stage_dir), *opts, *self.tracking, '--launcher', 'pytorch']
-        return [self.py, '-m', TRAIN, str(config), '--work-dir', str(stage_dir), *self.tracking,
+                    '--work-dir', str(stage_dir), '--seed', str(seed), *opts, *self.tracking,
+                    '--launcher', 'pytorch']
+        return [self.py, '-m', TRAIN, str(config), '--work-dir', str(stage_dir), '--seed',
+                str(seed), *self.tracking,
                 *opts]
 
-    def test_cmd(self, config, ckpt, stage_dir, out, options):
+    def test_cmd(self, config, ckpt, stage_dir, out, options, seed, show_dir=None):
         opts = ['--cfg-options', *options] if options else []
+        opts += ['--show-dir', str(show_dir)] if show_dir else []
         return [self.py, '-m', 'lomar_transfer.cli.test', str(config), str(ckpt), '--work-dir',
-                str(stage_dir), '--out', str(out), *opts]
+                str(stage_dir), '--out', str(out), '--seed', str(seed), *opts]
 
-    def eval_cmd(self, method, stage, config, ckpt, stage_dir, out, options):
+    def eval_cmd(self, method, stage, config, ckpt, stage_dir, out, options, seed, show_dir=None):
         """tools/test.py on the stage's config; for MAE-CT tools/feature_eval.py (k-NN, linear,
         low-shot, clustering) with the method's linear-probe config."""
         if stage != 'maect':
-            return self.test_cmd(config, ckpt, stage_dir, out, options)
+            return self.test_cmd(config, ckpt, stage_dir, out, options, seed, show_dir)
         eval_config = bm.config_path(self.args.profile, method, 'linear')
         return [self.py, '-m', 'lomar_transfer.cli.feature_eval', str(eval_config), str(ckpt),
                 '--out', str(out)]
@@ -133,10 +141,11 @@ class Suite:
                              f'Fix the cause and re-run the same command: finished stages are '
                              f'kept and this one resumes.')
 
-    def run_stage(self, method, stage, pretrained):
-        """Train + evaluate one stage unless it is complete; returns its result."""
-        label = f'{method} | {stage}'
-        stage_dir = self.work_dir / method / bm.stage_dir_name(stage, self.args.protocol)
+    def run_stage(self, method, stage, pretrained, seed):
+        """Train + evaluate one stage with one seed unless it is complete; returns its result."""
+        label = f'{method} | {stage}' + (f' | seed {seed}' if len(self.seeds) > 1 else '')
+        stage_dir = (bm.seed_dir(self.work_dir, seed, self.seeds) / method
+                     / bm.stage_dir_name(stage, self.args.protocol))
         done = bm.read_result(stage_dir)
         if done is not None:
             print(f'[{label}] complete, skipped ({stage_dir / "result.json"})', flush=True)
@@ -151,14 +160,14 @@ class Suite:
             train_options += ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
         t0 = time.time()
         result = dict(method=method, stage=stage, config=bm.show_path(config),
-                      pretrained=pretrained)
+                      pretrained=pretrained, seed=seed)
         if stage != 'pretrain' and not self.args.no_untrained:
             out = stage_dir / 'untrained.json'
             if not out.exists():
                 print(f'[{label}] evaluating the model before training', flush=True)
                 before = pretrained if stage == 'maect' else 'none'
                 self.run(self.eval_cmd(method, stage, config, before, stage_dir, out,
-                                       eval_options), stage_dir / 'untrained.log', label)
+                                       eval_options, seed), stage_dir / 'untrained.log', label)
             result['untrained'] = json.loads(out.read_text())
         resume = (stage_dir / 'last_checkpoint').exists()
         print(f'[{label}] {"resuming" if resume else "training"}: {result["config"]}',
@@ -170,25 +179,32 @@ class Suite:
                 head_dir.mkdir(exist_ok=True)
                 print(f'[{label}] phase 1: {bm.show_path(head)}', flush=True)
                 head_resume = (head_dir / 'last_checkpoint').exists()
-                self.run(self.train_cmd(head, head_dir, eval_options)
+                self.run(self.train_cmd(head, head_dir, eval_options, seed)
                          + (['--resume'] if head_resume else []), head_dir / 'train.log', label)
                 (head_dir / 'phase_done').write_text('')
             head_ckpt = (head_dir / 'last_checkpoint').read_text().strip()
             train_options = [o for o in train_options if not o.startswith('model.backbone.'
                                                                               'pretrained=')]
             train_options.append(f'load_from={head_ckpt}')
-        cmd = self.train_cmd(config, stage_dir, train_options)
+        cmd = self.train_cmd(config, stage_dir, train_options, seed)
         self.run(cmd + (['--resume'] if resume else []), stage_dir / 'train.log', label)
         ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
         result['checkpoint'] = ckpt
         if stage == 'pretrain':
             curve = bm.loss_curve(stage_dir)
             result['losses'] = [curve[0][1], curve[-1][1]] if curve else None
+            self.run([self.py, '-m', 'lomar_transfer.cli.visualize_reconstruction', str(config),
+                      ckpt, '--num', '2', '--scale', '2', '--seed', str(seed), '--out-dir',
+                      str(stage_dir / 'pictures')], stage_dir / 'pictures.log', label)
         else:
             out = stage_dir / 'metrics.json'
-            self.run(self.eval_cmd(method, stage, config, ckpt, stage_dir, out, eval_options),
-                     stage_dir / 'test.log', label)
+            show = stage_dir / 'pictures' if stage in ('coco', 'ade') else None
+            self.run(self.eval_cmd(method, stage, config, ckpt, stage_dir, out, eval_options,
+                                   seed, show), stage_dir / 'test.log', label)
             result['metrics'] = json.loads(out.read_text())
+        result['pictures'] = sorted(str(p.relative_to(self.work_dir))  # mmdet writes .jpg
+                                    for p in (stage_dir / 'pictures').rglob('*')
+                                    if p.suffix in ('.png', '.jpg'))
         result['seconds'] = round(time.time() - t0, 1)
         bm.write_json_atomic(stage_dir / 'result.json', result)  # marks the stage complete
         shown = ', '.join(f'{k}={v:.4g}' for k, v in result.get('metrics', {}).items()
@@ -232,12 +248,12 @@ class Suite:
         print(f'making the embedded synthetic datasets under {root}', flush=True)
         make_all(root)
 
-    def pretrained_for(self, method):
+    def pretrained_for(self, method, seed):
         """The checkpoint the transfer stages start from when this run does not pretrain:
-        --pretrained, else the method's finished pretrain stage in this work dir."""
+        --pretrained, else the method's finished pretrain stage (of this seed) in this work dir."""
         if self.args.pretrained or 'pretrain' in self.args.stages:
             return self.args.pretrained  # (replaced by the pretrain stage's checkpoint)
-        done = bm.read_result(self.work_dir / method / 'pretrain')
+        done = bm.read_result(bm.seed_dir(self.work_dir, seed, self.seeds) / method / 'pretrain')
         if done is None:
             raise SystemExit(f'{method}: no pretrain stage in {self.work_dir} and no '
                              '--pretrained; add the stage (--stages pretrain ...) or give a '
@@ -252,23 +268,28 @@ class Suite:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
         print(f'benchmark: {len(self.jobs)} stages ({", ".join(self.args.methods)} x '
-              f'{", ".join(self.args.stages)}), outputs in {self.work_dir}', flush=True)
-        for method in self.args.methods:
-            pretrained = None if method == 'scratch' else self.pretrained_for(method)
-            for stage in self.args.stages:
-                if (method, stage) not in self.jobs:
-                    continue
-                k = self.jobs.index((method, stage)) + 1
-                print(f'\n=== stage {k}/{len(self.jobs)}: {method} {stage} '
-                      f'({time.time() - t0:.0f}s elapsed)', flush=True)
-                result = self.run_stage(method, stage, pretrained)
-                if stage == 'pretrain':
-                    pretrained = result['checkpoint']
-        rows = bm.collect(self.work_dir, self.args.methods, self.args.stages, self.args.protocol)
+              f'{", ".join(self.args.stages)} x seed {", ".join(map(str, self.seeds))}), '
+              f'outputs in {self.work_dir}', flush=True)
+        for seed in self.seeds:
+            for method in self.args.methods:
+                pretrained = None if method == 'scratch' else self.pretrained_for(method, seed)
+                for stage in self.args.stages:
+                    if (seed, method, stage) not in self.jobs:
+                        continue
+                    k = self.jobs.index((seed, method, stage)) + 1
+                    print(f'\n=== stage {k}/{len(self.jobs)}: {method} {stage}'
+                          + (f' seed {seed}' if len(self.seeds) > 1 else '')
+                          + f' ({time.time() - t0:.0f}s elapsed)', flush=True)
+                    result = self.run_stage(method, stage, pretrained, seed)
+                    if stage == 'pretrain':
+                        pretrained = result['checkpoint']
+        rows = bm.aggregate_seeds({
+            seed: bm.collect(bm.seed_dir(self.work_dir, seed, self.seeds), self.args.methods,
+                             self.args.stages, self.args.protocol) for seed in self.seeds})
         table = bm.write_results(self.work_dir, rows, self.args.stages, self.args.profile,
-                                 self.args.protocol)
+                                 self.args.protocol, self.seeds)
         plots = bm.plot_results(self.work_dir, rows, self.args.stages, self.args.profile,
-                                self.args.protocol)
+                                self.args.protocol, self.seeds)
         print('\n' + table)
         print(f'written: {self.work_dir}/results.md, results.csv, results.json, '
               + ', '.join(p.name for p in plots))

@@ -8,8 +8,8 @@ Prints the metrics (coco/bbox_mAP, coco/segm_mAP, mIoU, accuracy/top1, ...) and 
 them to a JSON file. CHECKPOINT ``none`` evaluates the model as the config initialises it (the
 pretrained backbone, untrained heads): the untrained baseline of a transfer config.
 ``--show-dir`` draws every test image's prediction there with the config's OpenMMLab visualizer
-(mmdet: ground truth | boxes and masks; mmseg: the label map blended over the image; mmpretrain:
-the predicted class), as the stock tools/test.py of each project does.
+(mmdet: ground truth | boxes and masks; mmseg: ground truth | label map, blended over the image;
+mmpretrain: the predicted class), as the stock tools/test.py of each project does.
 """
 import argparse
 import json
@@ -30,6 +30,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--show-dir', help='draw the predictions of every test image here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--seed', type=int, help="sets the config's randomness.seed")
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     return parser.parse_args(argv)
 
@@ -59,7 +60,8 @@ def main(argv=None):
     untrained = args.checkpoint == 'none'
     if not untrained and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint file not found: {args.checkpoint}')
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
+                      args.seed)
     cfg.load_from = None if untrained else args.checkpoint
     if args.show_dir:
         draw_predictions(cfg, args.show_dir)

@@ -4,8 +4,10 @@
     (python tools/model_converters/to_lomar_vit.py ... in a clone of the repository)
 
 SRC: official LoMaR / MAE / CAE releases, timm ``vit_*``, mmpretrain backbones or algorithm
-checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}}`` and loads
-with ``model.backbone.pretrained=DST`` (the loader would also convert SRC on the fly).
+checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}}`` in our
+names (``layers.N.norm1.weight``, ...) and loads with ``model.backbone.pretrained=DST`` (the
+loader would also convert SRC on the fly). Checkpoints of ours written before format 3
+(``blocks.N.*``) are migrated, and the output says so.
 """
 import argparse
 import io
@@ -15,7 +17,8 @@ import os
 import torch
 
 from ..checkpoint import load_local_checkpoint
-from ..converters import CONVERTERS, WRITER, convert_to_lomar_vit, detect_source
+from ..converters import (CONVERTERS, WRITER, convert_to_lomar_vit, describe_migration,
+                          detect_source, legacy_format)
 from ..engine.checkpoint_hook import atomic_write
 
 
@@ -31,14 +34,17 @@ def main(argv=None):
     except ValueError as e:
         raise SystemExit(f'{args.src}: {e}')
     sd, dropped = convert_to_lomar_vit(ckpt, source)
-    if not any(k.startswith('blocks.') for k in sd):
+    if not any(k.startswith('layers.') for k in sd):
         raise SystemExit(f'{args.src}: no ViT block weights after conversion from {source!r}; '
                          'is it a ViT checkpoint? (try --source)')
-    depth = len({k.split('.')[1] for k in sd if k.startswith('blocks.')})
+    depth = len({k.split('.')[1] for k in sd if k.startswith('layers.')})
     print(f'source: {source}; converted {len(sd)} tensors ({depth} blocks, width '
           f'{sd["patch_embed.proj.weight"].shape[0]}); dropped {len(dropped)} non-backbone '
           f'keys{": " + ", ".join(dropped[:8]) if dropped else ""}'
           f'{" ..." if len(dropped) > 8 else ""}')
+    old = legacy_format(ckpt, source)
+    if old:
+        print(f'migrated: {describe_migration(old)}')
     buf = io.BytesIO()
     # writer: the weights keep their lomar_transfer format versions (upgraded when loaded)
     meta = dict(converted_from=os.path.abspath(args.src), source=source, writer=WRITER)

@@ -32,13 +32,15 @@ def parse_args(argv=None):
                         'server)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config entries, e.g. train_cfg.max_iters=10')
+    parser.add_argument('--seed', type=int, help="sets the config's randomness.seed")
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
+                      args.seed)
     cfg.resume = args.resume
     add_tracking(cfg, args.tensorboard, args.wandb)
     os.makedirs(cfg.work_dir, exist_ok=True)

@@ -8,8 +8,25 @@ ours. The other safety features are plain hooks declared in the configs
 from mmengine.runner import Runner
 
 from ..datasets.checks import check_data
-from ..registry import RUNNERS
+from ..registry import RUNNERS, SCOPE
 from ..utils import setup_cpu_distributed
+
+
+def drop_package_scope(node):
+    """Remove the ``_scope_='lomar_transfer'`` that mmengine stamps on the outermost typed dicts
+    of a config reached through ``lomar_transfer::`` (mmengine/config/config.py
+    ``_dict_to_config_dict``): with it, e.g. mmseg's ``PackSegInputs`` would be looked up in our
+    registry. Our configs name each component of ours with its scope (``lomar_transfer.X``) and
+    leave every other type to the config's ``default_scope``, as when they are loaded by path."""
+    if isinstance(node, dict):
+        if node.get('_scope_') == SCOPE:
+            del node['_scope_']
+        for value in node.values():
+            drop_package_scope(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            drop_package_scope(value)
+    return node
 
 
 @RUNNERS.register_module()
@@ -23,6 +40,7 @@ class CheckedRunner(Runner):
 
     @classmethod
     def from_cfg(cls, cfg):
+        drop_package_scope(cfg)
         if cfg.get('launcher', 'none') != 'none':
             setup_cpu_distributed(cfg)  # before Runner.__init__ calls mmengine's init_dist
         return super().from_cfg(cfg)

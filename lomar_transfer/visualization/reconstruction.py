@@ -28,6 +28,7 @@ import os.path as osp
 import pickle
 import re
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -106,12 +107,22 @@ def load_pretraining_checkpoint(model, path):
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise VisualizationError(f'{path} holds no state_dict of tensors; pass a pretraining '
                                  'checkpoint written by tools/train.py')
-    # DDP-wrapped keys, as load_checkpoint's default revise_keys
-    state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}
+    # DDP-wrapped keys, as load_checkpoint's default revise_keys; the modules' format versions
+    # (torch's _metadata) kept for their upgrades on load
+    meta = getattr(state, '_metadata', None)
+    state = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state.items())
+    if meta is not None:
+        state._metadata = meta
+    # the ViT's 'blocks.N.' of checkpoints written before format 3 are its 'layers.N.' (the
+    # backbone migrates them on load)
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    named = state
+    if any(k.startswith('backbone.layers.') for k in own):
+        named = {re.sub(r'^backbone\.blocks\.(\d+)\.', r'backbone.layers.\1.', k): v
+                 for k, v in state.items()}
+    missing = [k for k in own if k not in named]
+    unexpected = [k for k in named if k not in own]
+    wrong = [k for k in own if k in named and named[k].shape != own[k].shape]
     if missing or unexpected or wrong:
         found = [f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in (
             (missing, 'missing'), (unexpected, 'unexpected'), (wrong, 'of another shape')) if keys]

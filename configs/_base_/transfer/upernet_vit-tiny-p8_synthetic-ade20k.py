@@ -36,5 +36,5 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='lomar_transfer.AtomicCheckpointHook', interval=max_iters, by_epoch=False,
                     max_keep_ckpts=1),
-    visualization=dict(type='SegVisualizationHook'))  # as mmseg's schedules; drawn with --show-dir
+    visualization=dict(type='mmseg.SegVisualizationHook'))  # as mmseg's schedules; drawn with --show-dir
 log_processor = dict(by_epoch=False)

@@ -75,10 +75,10 @@ class ContextualKeyRPE(nn.Module):
 
     _version = 2
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        # a table written by version 1 multiplied scaled queries: q*s @ T == q @ (s*T)
-        version = local_metadata.get('version', self._version)
-        key = prefix + 'lookup_table_weight'
+    @staticmethod
+    def upgrade_table(state_dict, key, version):
+        """Rescale the table ``state_dict[key]`` written by format ``version`` < 2 in place: it
+        multiplied scaled queries, q*s @ T == q @ (s*T)."""
         if version < 2 and key in state_dict:
             table = state_dict[key]
             state_dict[key] = table * table.shape[1]**-0.5
@@ -86,6 +86,10 @@ class ContextualKeyRPE(nn.Module):
             print_log(f'{key}: table of a lomar_transfer checkpoint format {version} rescaled '
                       'by head_dims**-0.5 to the unscaled-query convention (format 2)',
                       logger='current')
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        self.upgrade_table(state_dict, prefix + 'lookup_table_weight',
+                           local_metadata.get('version', self._version))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     def bucket_ids(self, grid_hw, device):

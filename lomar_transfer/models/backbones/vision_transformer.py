@@ -16,6 +16,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from mmengine.utils import to_2tuple
 
+from ...converters import describe_migration, legacy_block_keys, rename_legacy_block
 from ...registry import MODELS
 from .relative_position import ContextualKeyRPE, decomposed_rel_pos_bias
 from ..necks.vit_feature_pyramid import ViTFeaturePyramid
@@ -441,7 +442,10 @@ class VisionTransformer(BaseModule):
         dpr = torch.linspace(0, drop_path_rate, self.depth).tolist()
         global_attn_indices = {i % self.depth for i in global_attn_indices}
         head_dims = self.embed_dims // self.num_heads
-        self.blocks = nn.ModuleList([
+        # ``layers`` (mmpretrain's name, format 3): OpenMMLab's name-parsing layer-decay
+        # constructors (mmpose, mmseg) read the layer of 'backbone.layers.N.*'; the blocks'
+        # own parameters keep timm's names (norm1, attn.qkv, mlp.fc1, ...)
+        self.layers = nn.ModuleList([
             Block(self.embed_dims, self.num_heads, mlp_hidden_dims, qkv_bias, drop_rate,
                   attn_drop_rate, dpr[i], layer_scale_init_value,
                   rel_pos=(ContextualKeyRPE(head_dims, rel_pos_ratio, self.num_prefix_tokens)
@@ -473,7 +477,7 @@ class VisionTransformer(BaseModule):
     def _frozen_modules(self):
         if self.frozen_stages < 0:
             return []
-        mods = [self.patch_embed, *self.blocks[:self.frozen_stages]]
+        mods = [self.patch_embed, *self.layers[:self.frozen_stages]]
         return mods + [self.norm] if self.frozen_stages == self.depth else mods
 
     def _freeze_stages(self):
@@ -515,12 +519,19 @@ class VisionTransformer(BaseModule):
             load_pretrained_backbone(self, self.pretrained, self.pretrained_source)
 
     # 2: LoMaR's relative term uses unscaled queries, CAE's sin-cos table is in CAE's order.
+    # 3: the block list is ``layers`` (was ``blocks``, timm's name; migrated on load).
     # Stored in every state dict this class writes (torch's per-module ``version`` metadata).
-    _version = 2
+    _version = 3
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        version = local_metadata.get('version', self._version)
-        cae_like = prefix + 'blocks.0.attn.q_bias' in state_dict
+        recorded = local_metadata.get('version')
+        version = self._version if recorded is None else recorded
+        # whole-model checkpoints that mmengine loads itself (load_from, --resume, test) reach
+        # the backbone here; pretrained= goes through the converters, which rename first
+        old = legacy_block_keys(state_dict, prefix)
+        if old and not any(k.startswith(prefix + 'layers.') for k in state_dict):
+            self._migrate_blocks(state_dict, prefix, old, recorded)
+        cae_like = prefix + 'layers.0.attn.q_bias' in state_dict
         if (version < 2 and cae_like and self.pos_embed_type == 'sincos'
                 and self.sincos_order == 'cae' and prefix + 'pos_embed' not in state_dict):
             raise RuntimeError(
@@ -530,6 +541,20 @@ class VisionTransformer(BaseModule):
                 'something else. Re-run the CAE pretraining, or build the backbone with '
                 "sincos_order='mae' to use this checkpoint as it was trained.")
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    @staticmethod
+    def _migrate_blocks(state_dict, prefix, old, version):
+        """Rename a format < 3 state dict's ``blocks.N.*`` to ``layers.N.*`` in place (``version``:
+        the recorded one, or None). Format 1 tables of LoMaR's relative position are rescaled
+        here: their module's format version is recorded under the old name, out of its reach."""
+        from mmengine.logging import print_log
+        for key in old:
+            new = prefix + rename_legacy_block(key[len(prefix):])
+            state_dict[new] = state_dict.pop(key)
+            if version is not None and new.endswith('.rpe_k.lookup_table_weight'):
+                ContextualKeyRPE.upgrade_table(state_dict, new, version)
+        print_log(f'{prefix.rstrip(".") or "backbone"}: {describe_migration((version, len(old)))}',
+                  logger='current')
 
     def abs_pos_embed(self, grid_hw):
         """Absolute position embedding for all tokens of a grid, (1, prefix + h*w, C) or None."""
@@ -553,7 +578,7 @@ class VisionTransformer(BaseModule):
             x = x + pos
         x = self.pos_drop(x)
         outs = []
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.layers):
             x = self._run_block(block, x, grid_hw)
             if i == self.depth - 1:
                 x = self.norm(x)
@@ -565,7 +590,7 @@ class VisionTransformer(BaseModule):
         """Dropout, all blocks and the final norm on an assembled token sequence: the encoder
         path of the pretraining views (MAE's visible patches, CAE's, LoMaR's windows)."""
         tokens = self.pos_drop(tokens)
-        for block in self.blocks:
+        for block in self.layers:
             tokens = self._run_block(block, tokens, grid_hw)
         return self.norm(tokens)
 
@@ -576,14 +601,15 @@ class VisionTransformer(BaseModule):
 
     def get_layer_depth(self, param_name, prefix=''):
         """(layer id, number of layers) for layer-wise lr decay, as mmpretrain's ViTs define it:
-        embeddings are layer 0, block i is layer i + 1, the rest (final norm) layer depth + 1."""
+        embeddings are layer 0, block i (``layers.i.*``) is layer i + 1, the rest (final norm)
+        layer depth + 1. mmpose's and mmseg's constructors parse the names the same way."""
         num_layers = self.depth + 2
         if not param_name.startswith(prefix):
             return num_layers - 1, num_layers  # not part of the backbone: no decay
         name = param_name[len(prefix):]
         if name.startswith(('cls_token', 'pos_embed', 'patch_embed', 'mask_token')):
             return 0, num_layers
-        if name.startswith('blocks.'):
+        if name.startswith('layers.'):
             return int(name.split('.')[1]) + 1, num_layers
         return num_layers - 1, num_layers
 
