@@ -173,10 +173,14 @@ def config_path(profile, method, stage, protocol='default', phase=None):
 
 
 def show_path(path):
-    """``path`` relative to the working directory when inside it (``configs/...`` in a clone of
-    the repository), else absolute (the installed package's ``.mim/configs``)."""
+    """A config's path as the printed commands use it: ``configs/...`` (relative to the clone's
+    root, where tools/dist_train.sh runs) when the configs are a clone's, else absolute (the
+    installed package's ``.mim/configs``)."""
     path = Path(path).resolve()
-    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+    clone = CONFIG_ROOT.parent
+    if (clone / 'lomar_transfer').is_dir() and path.is_relative_to(clone):
+        return str(path.relative_to(clone))
+    return str(path)
 
 
 def write_json_atomic(path, obj):
@@ -345,8 +349,8 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
                     iter(row['stages'].values()), {})).items() if result.get('pictures')]
     if pictures:  # the first of each stage; all of them in <method>/<stage>/pictures/
         md += ['', 'Pictures (' + ('first seed; ' if len(seeds) > 1 else '')
-               + 'pretraining: input | masked | reconstruction | target; COCO: ground truth | '
-               'prediction; ADE20K: prediction over the image):']
+               + 'reconstructions: input | masked | reconstruction | target; COCO and '
+               'ADE20K: ground truth | prediction):']
         md += [f'- {method} {PICTURE_NAMES.get(stage, stage)}: [{Path(path).name}]({path})'
                for method, stage, path in pictures]
     # published numbers: beside a run only where protocol and pretraining match
