@@ -34,7 +34,8 @@ def short_config(tmp_path, package, root, extra=''):
         body += [f"train_dataloader = dict(batch_size=8, dataset=dict(data_root='{root}'))",
                  "param_scheduler = [dict(type='CosineAnnealingLR', T_max=4, by_epoch=False)]"]
     else:
-        body += [f"train_dataloader = dict(batch_size=1, dataset=dict(data_root='{root}'))",
+        batch = 2 if data == 'ade' else 1  # UperNet's pooled 1x1 BatchNorm needs 2 images
+        body += [f"train_dataloader = dict(batch_size={batch}, dataset=dict(data_root='{root}'))",
                  'model = dict(backbone=dict(pretrained=None))',
                  'val_cfg = val_dataloader = val_evaluator = None',
                  "param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, "
