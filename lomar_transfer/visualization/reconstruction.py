@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..converters import legacy_block_keys, rename_legacy_block
+
 GREY = 128  # masked patches, and the target where a method defines none (outside LoMaR windows)
 TITLES = ('input', 'masked', 'reconstruction', 'target')
 TITLE_HEIGHT = 18  # pixels above the panels of a grid
@@ -118,7 +120,8 @@ def load_pretraining_checkpoint(model, path):
     own = model.state_dict()
     named = state
     if any(k.startswith('backbone.layers.') for k in own):
-        named = {re.sub(r'^backbone\.blocks\.(\d+)\.', r'backbone.layers.\1.', k): v
+        old = set(legacy_block_keys(state, 'backbone.'))
+        named = {('backbone.' + rename_legacy_block(k[len('backbone.'):]) if k in old else k): v
                  for k, v in state.items()}
     missing = [k for k in own if k not in named]
     unexpected = [k for k in named if k not in own]
