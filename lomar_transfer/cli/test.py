@@ -17,8 +17,8 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from ..datasets.checks import DataError
 from ..engine import atomic_write
+from ..errors import UserError
 from ..utils import build_runner, load_config
 
 
@@ -70,7 +70,7 @@ def main(argv=None):
         runner.model.init_weights()  # the Runner only initialises weights for training
     try:
         metrics = runner.test()
-    except DataError as e:
+    except UserError as e:
         raise SystemExit(f'error: {e}')
     print(json.dumps(metrics, indent=1))
     if args.out:

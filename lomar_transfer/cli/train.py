@@ -15,8 +15,7 @@ import os
 
 from mmengine.config import DictAction
 
-from ..datasets.checks import DataError
-from ..engine import NonFiniteLossError
+from ..errors import UserError
 from ..utils import add_tracking, build_runner, load_config
 
 
@@ -46,7 +45,7 @@ def main(argv=None):
     os.makedirs(cfg.work_dir, exist_ok=True)
     try:
         build_runner(cfg).train()
-    except (DataError, NonFiniteLossError) as e:
+    except UserError as e:
         raise SystemExit(f'error: {e}')
 
 

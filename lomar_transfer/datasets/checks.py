@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
+
 MAKE_DATA = ('lomar-make-data --out data/synthetic (python tools/make_synthetic_data.py in a '
              'clone of the repository)')
 LABEL_SAMPLE = 200  # segmentation label maps whose values are checked up front
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad input data; ``tools/train.py`` / ``tools/test.py`` exit with its message."""
 
 

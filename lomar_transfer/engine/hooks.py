@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 
+from ..errors import UserError
 from ..registry import HOOKS
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """Raised by :class:`FiniteLossHook`; ``tools/train.py`` turns it into a one-line exit."""
 
 
