@@ -7,6 +7,7 @@ A stage is complete when its folder holds ``result.json`` (written last, atomica
 with checkpoints but no result is resumed; finished stages are never re-run.
 """
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -372,12 +373,13 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
             md.append(f"| {ref['method']} | {ref['column']} | {ref['value']:.1f} | "
                       f"{ref['protocol']} | {target}, {epochs} ep | {ref['source']} |")
     text = '\n'.join(md) + '\n'
-    (work_dir / 'results.md').write_text(text)
-    with open(work_dir / 'results.csv', 'w', newline='') as f:
-        fields = list(dict.fromkeys(k for r in csv_rows for k in r))
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(csv_rows)
+    from .engine.checkpoint_hook import atomic_write
+    atomic_write(work_dir / 'results.md', text)  # all three: a kill or a full disk never
+    table = io.StringIO(newline='')               # leaves half a file
+    writer = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in csv_rows for k in r)))
+    writer.writeheader()
+    writer.writerows(csv_rows)
+    atomic_write(work_dir / 'results.csv', table.getvalue())
     write_json_atomic(work_dir / 'results.json', dict(
         profile=profile, protocol=protocol, stages=list(stages), seeds=seeds, rows=rows,
         differences=differences,

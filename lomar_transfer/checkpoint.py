@@ -13,12 +13,29 @@ Runner (mmpretrain, mmdet, mmseg) that uses our ``custom_imports`` can resume an
 """
 import os.path as osp
 import pickle
+import re
+import reprlib
 import types
+import zipfile
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .errors import UserError
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A file given as a checkpoint that is none, or not this model's: ``{path}: {problem}``.
+    Also a ``RuntimeError``, which torch and mmengine raise for bad checkpoints."""
+
+    def __init__(self, path, problem):
+        super().__init__(f'{path}: {problem}')
+
+
+class MissingCheckpointError(CheckpointError, FileNotFoundError):
+    """Also a ``FileNotFoundError``, for callers that catch that."""
 
 
 def _allowed_globals():
@@ -43,12 +60,16 @@ def _allowed_globals():
 _HISTORY_BUFFER_STATISTICS = {'min', 'max', 'current', 'mean'}
 
 
+class RefusedGlobal(pickle.UnpicklingError):
+    """A checkpoint that would run code (its own message says which global)."""
+
+
 def _history_buffer_getattr(obj, name):
     # pickle stores the functions HistoryBuffer.min/mean/... as getattr(HistoryBuffer, 'min')
     if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) and \
             name in _HISTORY_BUFFER_STATISTICS | set(HistoryBuffer._statistics_methods):
         return getattr(obj, name)
-    raise pickle.UnpicklingError(
+    raise RefusedGlobal(
         f'checkpoint calls getattr({type(obj).__name__}, {name!r}); only HistoryBuffer '
         'statistics are allowed')
 
@@ -60,7 +81,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _history_buffer_getattr
         obj = _ALLOWED.get(f'{module}.{name}')
         if obj is None:
-            raise pickle.UnpicklingError(
+            raise RefusedGlobal(
                 f'checkpoint references {module}.{name}, which lomar_transfer does not load '
                 '(it could run code). If you trust this file, convert it once with '
                 'torch.load(path, weights_only=False) and save only its state_dict.')
@@ -84,12 +105,140 @@ def load_local_checkpoint(filename, map_location=None):
                           pickle_module=restricted_pickle)
 
 
+_AGAIN = 'an interrupted download or copy? Download or copy it again'
+# what torch.save(..., _use_new_zipfile_serialization=False) writes first
+_LEGACY_MAGIC = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)
+
+
+def _text_start(head):
+    """The start of a text file (e.g. an HTML error page saved as the download), else None."""
+    try:
+        text = head.decode('utf-8')
+    except UnicodeDecodeError as e:
+        if e.reason != 'unexpected end of data':  # not a character cut by the read
+            return None
+        text = head[:e.start].decode('utf-8')
+    return text if text and all(c.isprintable() or c.isspace() for c in text) else None
+
+
+def describe_unreadable(path, exc):
+    """What is wrong with a file that ``torch.load`` failed on (``exc``), from its bytes: torch's
+    own errors ('invalid load key', 'could not find MARK', '[Errno 22]') do not say."""
+    if isinstance(exc, RefusedGlobal):
+        return str(exc)
+    size = osp.getsize(path)
+    with open(path, 'rb') as f:
+        head = f.read(256)
+    text = _text_start(head)
+    if size == 0:
+        return f'is empty (0 bytes): {_AGAIN}'
+    if head.startswith(b'PK\x03\x04'):  # a zip archive: torch's format since 1.6
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except zipfile.BadZipFile:  # the archive's directory is at its end
+            return f'is truncated ({size} bytes, the end of its zip archive is missing): {_AGAIN}'
+        if not any(n.endswith('/data.pkl') for n in names):
+            return (f'is a zip archive but not a PyTorch checkpoint (no */data.pkl; it holds '
+                    f'{reprlib.repr(names)})')
+    elif head.startswith(_LEGACY_MAGIC):  # torch's format before 1.6: pickles, then the data
+        return (f'is truncated or corrupted ({size} bytes; a PyTorch checkpoint of the pre-1.6 '
+                f'format that fails to load, {type(exc).__name__}: {exc}): {_AGAIN}')
+    elif head.startswith(b'\x80'):  # another pickle
+        return f'is a Python pickle but not a PyTorch checkpoint ({type(exc).__name__}: {exc})'
+    elif head[8:10] == b'{"':  # 8-byte header size, then a JSON header
+        return ('is a safetensors file, not a PyTorch checkpoint: convert it with '
+                'torch.save(safetensors.torch.load_file(path), new_path)')
+    elif text is not None:
+        return (f'is a text file, not a checkpoint (it starts with {text[:40]!r}'
+                f'{"..." if len(text) > 40 else ""}): a wrong path, or an error page saved '
+                'instead of the download?')
+    else:
+        return (f'is not a PyTorch checkpoint: neither a zip archive (torch >= 1.6) nor a pickle '
+                f'(older torch); its first bytes are {head[:8]!r} ({size} bytes in all)')
+    return f'cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {exc})'
+
+
+def _holds_weights(ckpt):
+    from .converters import unwrap_checkpoint
+    state = unwrap_checkpoint(ckpt)
+    return isinstance(state, dict) and any(torch.is_tensor(v) for v in state.values())
+
+
+def read_checkpoint(path, map_location=None, missing_hint='check the path'):
+    """:func:`load_local_checkpoint` of a file that must hold weights, or one
+    :class:`CheckpointError` naming the file and what is wrong with it: missing, empty,
+    truncated, text, another format, or holding no tensors."""
+    path = osp.expanduser(str(path))
+    if not osp.isfile(path):
+        raise MissingCheckpointError(path, 'is a directory, not a checkpoint file'
+                                     if osp.isdir(path) else f'not found: {missing_hint}')
+    try:
+        ckpt = load_local_checkpoint(path, map_location)
+    except Exception as e:  # torch raises all kinds on a bad file; each is the file's fault
+        raise CheckpointError(path, describe_unreadable(path, e)) from e
+    if not _holds_weights(ckpt):
+        raise CheckpointError(
+            path, f'holds {reprlib.repr(ckpt)} ({type(ckpt).__name__}), not weights: a dict of '
+            "tensors, or a dict with them under 'state_dict', 'model' or 'module'")
+    return ckpt
+
+
+def _short(error):
+    """torch's 'size mismatch for k: copying a param with shape torch.Size([2]) from
+    checkpoint, the shape in current model is torch.Size([3]).' -> 'k: checkpoint [2] vs model
+    [3]'."""
+    m = re.match(r'size mismatch for (\S+): .*?torch\.Size\((.*?)\) from checkpoint, .*?'
+                 r'torch\.Size\((.*?)\)', error)
+    return f'{m[1]}: checkpoint {m[2]} vs model {m[3]}' if m else error.split('\n')[0][:200]
+
+
+def check_fit(model, load, path, exact=False, min_match=0.5):
+    """Run ``load()``, mmengine's loading of checkpoint ``path`` into ``model``, and refuse what
+    it only warns about (it loads with strict=False, skipping tensors of another shape): fewer
+    than ``min_match`` of the model's tensors loaded, i.e. another model's weights, or (``exact``,
+    for resuming) any of them not loaded. Returns what ``load`` returns."""
+    lists, report = {}, {}
+
+    def grab(module, state_dict, prefix, meta, strict, missing, unexpected, errors):
+        lists.update(missing=missing, unexpected=unexpected, errors=errors)
+
+    def snapshot(module, incompatible):
+        # the root's post hook runs last: after every module's own key migrations and before
+        # mmengine appends its summary to the error list
+        report.update({k: list(v) for k, v in lists.items()})
+
+    handles = [model.register_load_state_dict_pre_hook(grab),
+               model.register_load_state_dict_post_hook(snapshot)]
+    try:
+        result = load()
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not report:
+        return result
+    missing = [k for k in report['missing'] if 'num_batches_tracked' not in k]
+    total = len([k for k in model.state_dict() if 'num_batches_tracked' not in k])
+    loaded = total - len(missing) - len(report['errors'])
+    if loaded < (total if exact else min_match * total):
+        parts = [f'{loaded} of its {total} tensors load']
+        if report['errors']:
+            parts.append(f"{len(report['errors'])} have another shape, e.g. "
+                         f"{'; '.join(_short(e) for e in report['errors'][:2])}")
+        if missing:
+            parts.append(f'{len(missing)} are missing, e.g. {", ".join(missing[:2])}')
+        if report['unexpected']:
+            parts.append(f'it has instead e.g. {", ".join(report["unexpected"][:3])}')
+        raise CheckpointError(path, (
+            'does not fit this model exactly, so it cannot be resumed (a run of another config?)'
+            if exact else "does not fit this model (another model's weights? A pretrained "
+            'backbone goes in model.backbone.pretrained)') + ': ' + '; '.join(parts))
+    return result
+
+
 @CheckpointLoader.register_scheme(prefixes='', force=True)
 def _load_from_local(filename, map_location=None):
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} not found')
-    return load_local_checkpoint(filename, map_location)
+    return read_checkpoint(filename, map_location)
 
 
 def _check_fixed_table(model, pos, path, atol=1e-4):
@@ -103,11 +252,11 @@ def _check_fixed_table(model, pos, path, atol=1e-4):
     prefix = 1 if side * side == n - 1 else 0
     side = int(round((n - prefix)**.5))
     if side * side != n - prefix:
-        raise RuntimeError(f'{path!r}: pos_embed of {n} tokens is not a square grid')
+        raise CheckpointError(path, f'pos_embed of {n} tokens is not a square grid')
     if prefix and pos[0].abs().max() > atol:
-        raise RuntimeError(f"{path!r}: the checkpoint's pos_embed has a non-zero class-token "
-                           'slot, so it is a learned table (e.g. a fine-tuned model); build the '
-                           "backbone with pos_embed='learned' to load it")
+        raise CheckpointError(path, "the checkpoint's pos_embed has a non-zero class-token "
+                              'slot, so it is a learned table (e.g. a fine-tuned model); build '
+                              "the backbone with pos_embed='learned' to load it")
     diffs = {order: (pos[prefix:] - sincos_pos_embed_2d((side, side), pos.shape[-1],
                                                          order=order)).abs().max().item()
              for order in SINCOS_ORDERS}
@@ -118,8 +267,8 @@ def _check_fixed_table(model, pos, path, atol=1e-4):
            f"sincos_order={match[0]!r}" if match else
            "it is a learned table (e.g. a fine-tuned model): build the backbone with "
            "pos_embed='learned' to load it")
-    raise RuntimeError(
-        f"{path!r}: the checkpoint's pos_embed differs from this model's fixed sin-cos table "
+    raise CheckpointError(
+        path, f"the checkpoint's pos_embed differs from this model's fixed sin-cos table "
         f"({model.sincos_order!r} order) by up to {diffs[model.sincos_order]:.3g}; {fix}")
 
 
@@ -145,25 +294,22 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
 
     Converts the keys (:func:`lomar_transfer.converters.convert_to_lomar_vit`), adapts the
     position embedding (class token dropped or added, grid resampled), prints what was loaded,
-    missing, ignored and dropped, and refuses (``RuntimeError``) when fewer than ``min_match`` of
-    the model's tensors are found in the checkpoint, or when shapes disagree (another
-    architecture), instead of silently training a random backbone. A checkpoint of ours written
-    before format 3 (``blocks.N.*``, e.g. an older pretraining run) is migrated to ``layers.N.*``
-    and the report says so.
+    missing, ignored and dropped, and refuses (:class:`CheckpointError`) when fewer than
+    ``min_match`` of the model's tensors are found in the checkpoint, or when shapes disagree
+    (another architecture), instead of silently training a random backbone. A checkpoint of ours
+    written before format 3 (``blocks.N.*``, e.g. an older pretraining run) is migrated to
+    ``layers.N.*`` and the report says so.
     """
     from mmengine.logging import print_log
 
     from .converters import convert_to_lomar_vit, describe_migration, legacy_format
     from .models.backbones.vision_transformer import resample_abs_pos_embed
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'pretrained checkpoint {path!r} not found: check the path '
-                                '(model.backbone.pretrained / init_cfg.checkpoint)')
+    ckpt = read_checkpoint(path, 'cpu', missing_hint='check the path '
+                           '(model.backbone.pretrained / init_cfg.checkpoint)')
     try:
-        ckpt = load_local_checkpoint(path, map_location='cpu')
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise RuntimeError(f'cannot read checkpoint {path!r} ({type(e).__name__}: {e}); is it '
-                           'truncated or not a PyTorch checkpoint?') from e
-    state, dropped = convert_to_lomar_vit(ckpt, source)
+        state, dropped = convert_to_lomar_vit(ckpt, source)
+    except ValueError as e:  # no ViT in it
+        raise CheckpointError(path, str(e)) from e
     legacy = legacy_format(ckpt, source)
     own = model.state_dict()
     ignored = []
@@ -205,12 +351,12 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     wrong = [f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
              for k, v in state.items() if k in own and v.shape != own[k].shape]
     if wrong:
-        raise RuntimeError(f'{path!r} does not fit this ViT (another architecture?): '
-                           f'{len(wrong)} shape mismatches, e.g. {wrong[:3]}')
+        raise CheckpointError(path, 'does not fit this ViT (another architecture?): '
+                              f'{len(wrong)} shape mismatches, e.g. {wrong[:3]}')
     matched = [k for k in own if k in state]
     if len(matched) < min_match * len(own):
-        raise RuntimeError(
-            f'refusing to load {path!r}: only {len(matched)} of the {len(own)} backbone tensors '
+        raise CheckpointError(
+            path, f'refusing to load it: only {len(matched)} of the {len(own)} backbone tensors '
             f'are in it (after conversion from {source!r}); missing e.g. '
             f'{[k for k in own if k not in state][:5]}. Is it a ViT checkpoint of this size? '
             'Pass the right source (timm, mae, lomar, cae, mmpretrain).')

@@ -1,4 +1,5 @@
 """Small runtime helpers shared by the tools."""
+import datetime
 import difflib
 import os
 import os.path as osp
@@ -19,7 +20,11 @@ def setup_cpu_distributed(cfg):
     if torch.cuda.is_available() or 'LOCAL_RANK' not in os.environ:
         return
     if not dist.is_initialized():
-        dist.init_process_group('gloo')
+        # the collective timeout bounds how long the ranks wait for a rank that hangs; set it
+        # as for NCCL runs: env_cfg = dict(dist_cfg=dict(timeout=SECONDS))
+        timeout = ((cfg.get('env_cfg') or {}).get('dist_cfg') or {}).get('timeout')
+        dist.init_process_group(
+            'gloo', **({'timeout': datetime.timedelta(seconds=timeout)} if timeout else {}))
     wrapper = cfg.get('model_wrapper_cfg') or dict(
         type='MMDistributedDataParallel',
         find_unused_parameters=cfg.get('find_unused_parameters', False))

@@ -1,6 +1,5 @@
 """Embedded datasets: real layouts, stock OpenMMLab loaders, evaluators wired right."""
 import hashlib
-import json
 
 import cv2
 import numpy as np

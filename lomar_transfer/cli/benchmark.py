@@ -17,16 +17,42 @@ import json
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import benchmark as bm
+from ..engine.preemption import EXIT_STATUS
+from ..engine.work_dir_lock import WorkDirLock
+from ..errors import one_line_errors
 
 TRAIN = 'lomar_transfer.cli.train'
 PROGRESS = re.compile(r'Iter\((train|test|val)\)\s*\[\s*(\d+)/(\d+)\].*?(?:eta: (\S+))?\s')
 LOSS = re.compile(r'\sloss: ([\d.]+|nan|inf)')
+
+
+PREEMPTED = {status: sig.name for sig, status in EXIT_STATUS.items()}
+
+
+@contextmanager
+def passing_signals_on(suite):
+    """SIGTERM / SIGUSR1 go on to the running stage, which checkpoints and exits with its
+    preemption status; between stages the suite stops before the next one. (Sent to this process
+    alone, a signal would otherwise kill it and orphan the stage.)"""
+    def handler(signum, frame):
+        suite.stop = suite.stop or signal.Signals(signum)
+        if suite.child is not None:
+            suite.child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in EXIT_STATUS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def parse_args(argv=None):
@@ -86,6 +112,7 @@ class Suite:
         self.py = sys.executable
         self.gpus = gpu_count(args.gpus)
         self.tracking = ['--tensorboard'] if args.tensorboard else []
+        self.child = self.stop = None  # the running stage; a preemption signal received
         # no pretraining to tune for the random-init baseline
         self.seeds = list(dict.fromkeys(args.seeds))
         self.jobs = [(seed, m, s) for seed in self.seeds for m in args.methods
@@ -122,9 +149,12 @@ class Suite:
         """Run a command, full output to ``log``, live progress lines to the console."""
         print(f'  $ {shlex.join(cmd)}', flush=True)
         last = 0.
-        with open(log, 'a') as f:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True)
+        self.check_stop(label)
+        with open(log, 'a') as f, subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            self.child = proc
+            if self.stop:  # arrived while the stage started
+                proc.send_signal(self.stop)
             for line in proc.stdout:
                 f.write(line)
                 m = PROGRESS.search(line)
@@ -136,10 +166,23 @@ class Suite:
                           + (f'  eta {m[4]}' if m[4] else ''), flush=True)
                 elif 'Error' in line or 'error:' in line:
                     print(f'  [{label}] {line.rstrip()}', flush=True)
-        if proc.wait():
+        self.child = None
+        if proc.returncode in PREEMPTED:  # the stage checkpointed: same status, for Slurm
+            print(f'[{label}] stopped by {PREEMPTED[proc.returncode]} after a checkpoint; run '
+                  'the same command again to resume', file=sys.stderr, flush=True)
+            raise SystemExit(proc.returncode)
+        if proc.returncode:
+            self.check_stop(label)  # killed by the signal before it could checkpoint
             raise SystemExit(f'[{label}] failed (exit {proc.returncode}); full log: {log}\n'
                              f'Fix the cause and re-run the same command: finished stages are '
                              f'kept and this one resumes.')
+
+    def check_stop(self, label):
+        """A signal that came outside a stage: stop before the next one, with its status."""
+        if self.stop:
+            print(f'[{label}] {self.stop.name} received: stopping; run the same command again to '
+                  'continue', file=sys.stderr, flush=True)
+            raise SystemExit(EXIT_STATUS[self.stop])
 
     def run_stage(self, method, stage, pretrained, seed):
         """Train + evaluate one stage with one seed unless it is complete; returns its result."""
@@ -266,6 +309,10 @@ class Suite:
             return
         self.prepare_data()
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        with WorkDirLock(self.work_dir, 'benchmark'), passing_signals_on(self):
+            self.run_all()  # (a second benchmark in this work dir refuses)
+
+    def run_all(self):
         t0 = time.time()
         print(f'benchmark: {len(self.jobs)} stages ({", ".join(self.args.methods)} x '
               f'{", ".join(self.args.stages)} x seed {", ".join(map(str, self.seeds))}), '
@@ -296,6 +343,7 @@ class Suite:
         print(f'benchmark done in {time.time() - t0:.0f}s')
 
 
+@one_line_errors()
 def main(argv=None):
     Suite(parse_args(argv)).main()
 

@@ -17,8 +17,9 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
+from ..checkpoint import MissingCheckpointError
 from ..engine import atomic_write
-from ..errors import UserError
+from ..errors import one_line_errors
 from ..utils import build_runner, load_config
 
 
@@ -55,11 +56,12 @@ def draw_predictions(cfg, show_dir):
         raise SystemExit(f'--show-dir: unknown visualization hook {hook["type"]}')
 
 
+@one_line_errors()  # also for a bad pretrained= of CHECKPOINT none
 def main(argv=None):
     args = parse_args(argv)
     untrained = args.checkpoint == 'none'
-    if not untrained and not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint file not found: {args.checkpoint}')
+    if not untrained and not osp.isfile(args.checkpoint):  # before building the runner
+        raise MissingCheckpointError(args.checkpoint, 'not found: check the path')
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
                       args.seed)
     cfg.load_from = None if untrained else args.checkpoint
@@ -68,10 +70,7 @@ def main(argv=None):
     runner = build_runner(cfg)
     if untrained:
         runner.model.init_weights()  # the Runner only initialises weights for training
-    try:
-        metrics = runner.test()
-    except UserError as e:
-        raise SystemExit(f'error: {e}')
+    metrics = runner.test()
     print(json.dumps(metrics, indent=1))
     if args.out:
         atomic_write(args.out, json.dumps(metrics, indent=1))

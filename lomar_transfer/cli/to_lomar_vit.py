@@ -16,27 +16,29 @@ import os
 
 import torch
 
-from ..checkpoint import load_local_checkpoint
+from ..checkpoint import CheckpointError, read_checkpoint
 from ..converters import (CONVERTERS, WRITER, convert_to_lomar_vit, describe_migration,
                           detect_source, legacy_format)
 from ..engine.checkpoint_hook import atomic_write
+from ..errors import one_line_errors
 
 
+@one_line_errors()
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('src')
     p.add_argument('dst')
     p.add_argument('--source', default='auto', choices=['auto', *CONVERTERS])
     args = p.parse_args(argv)
-    ckpt = load_local_checkpoint(args.src)
+    ckpt = read_checkpoint(args.src)
     try:
         source = detect_source(ckpt) if args.source == 'auto' else args.source
     except ValueError as e:
-        raise SystemExit(f'{args.src}: {e}')
+        raise CheckpointError(args.src, str(e))
     sd, dropped = convert_to_lomar_vit(ckpt, source)
     if not any(k.startswith('layers.') for k in sd):
-        raise SystemExit(f'{args.src}: no ViT block weights after conversion from {source!r}; '
-                         'is it a ViT checkpoint? (try --source)')
+        raise CheckpointError(args.src, f'no ViT block weights after conversion from {source!r};'
+                              ' is it a ViT checkpoint? (try --source)')
     depth = len({k.split('.')[1] for k in sd if k.startswith('layers.')})
     print(f'source: {source}; converted {len(sd)} tensors ({depth} blocks, width '
           f'{sd["patch_embed.proj.weight"].shape[0]}); dropped {len(dropped)} non-backbone '

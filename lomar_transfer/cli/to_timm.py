@@ -15,11 +15,13 @@ import io
 
 import torch
 
-from ..checkpoint import load_local_checkpoint
+from ..checkpoint import CheckpointError, read_checkpoint
 from ..converters import convert_to_timm
 from ..engine.checkpoint_hook import atomic_write
+from ..errors import one_line_errors
 
 
+@one_line_errors()
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('src')
@@ -29,10 +31,10 @@ def main(argv=None):
     p.add_argument('--drop-rel-pos', action='store_true')
     args = p.parse_args(argv)
     try:
-        sd, dropped = convert_to_timm(load_local_checkpoint(args.src), args.img_size,
+        sd, dropped = convert_to_timm(read_checkpoint(args.src), args.img_size,
                                       args.drop_rel_pos)
-    except ValueError as e:
-        raise SystemExit(f'{args.src}: {e}')
+    except ValueError as e:  # not a ViT, or LoMaR's tables without --drop-rel-pos
+        raise CheckpointError(args.src, str(e))
     pos = tuple(sd['pos_embed'].shape) if 'pos_embed' in sd else None
     print(f'exported {len(sd)} tensors (class token: {"cls_token" in sd}, LayerScale: '
           f'{any(k.endswith("ls1.gamma") for k in sd)}, pos_embed: {pos}); dropped '

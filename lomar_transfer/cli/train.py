@@ -9,13 +9,18 @@ NaN loss) are declared in the configs (configs/_base_/safety.py), so mmdet's, mm
 mmpretrain's own tools/train.py give the same run. What this adds: ``--cfg-options`` keys are
 checked for typos, ``--launcher pytorch`` works on CPU (gloo), tracking switches, and the errors
 the safety features raise end in one line instead of a traceback.
+
+Exit status: 0 done; 1 an error (``error: ...`` names the cause and the fix); 75 / 143 stopped
+by SIGUSR1 / SIGTERM after writing a checkpoint (lomar_transfer/engine/preemption.py): run the same
+command again to continue.
 """
 import argparse
 import os
 
 from mmengine.config import DictAction
+from torch.distributed.elastic.multiprocessing.errors import record
 
-from ..errors import UserError
+from ..errors import one_line_errors
 from ..utils import add_tracking, build_runner, load_config
 
 
@@ -23,7 +28,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a model from a config')
     parser.add_argument('config')
     parser.add_argument('--work-dir', help='default: work_dirs/<config name>')
-    parser.add_argument('--resume', action='store_true', help='resume from the last checkpoint')
+    parser.add_argument('--resume', action='store_true',
+                        help="resume from the work dir's last checkpoint (done anyway when it has "
+                        'one, unless the config sets auto_resume=False)')
     parser.add_argument('--tensorboard', action='store_true',
                         help='also log scalars to TensorBoard (WORK_DIR/<timestamp>/vis_data)')
     parser.add_argument('--wandb', metavar='PROJECT',
@@ -36,6 +43,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+@one_line_errors()
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher,
@@ -43,10 +51,12 @@ def main(argv=None):
     cfg.resume = args.resume
     add_tracking(cfg, args.tensorboard, args.wandb)
     os.makedirs(cfg.work_dir, exist_ok=True)
-    try:
-        build_runner(cfg).train()
-    except UserError as e:
-        raise SystemExit(f'error: {e}')
+    train(cfg)
+
+
+@record  # under torchrun: this rank's error ends the launcher's failure summary
+def train(cfg):
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

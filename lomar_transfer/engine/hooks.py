@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, get_dist_info, is_distributed
 from mmengine.hooks import Hook
 
 from ..errors import UserError
@@ -33,6 +34,7 @@ class ExactResumeHook(Hook):
 
     def __init__(self):
         self._pending = None
+        self._gathered = None
 
     @staticmethod
     def _states():
@@ -50,19 +52,57 @@ class ExactResumeHook(Hook):
         if 'cuda' in states and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states['cuda'])
 
+    def gather_states(self):
+        """Collect every rank's states on rank 0 (a collective: ``AtomicCheckpointHook`` calls
+        it on all ranks before a save, which only rank 0 runs). The ranks' states differ even
+        with one seed (random crops draw a varying number of numbers), so each rank gets its
+        own back on resume."""
+        self._gathered = all_gather_object(self._states()) if is_distributed() else None
+
     def before_save_checkpoint(self, runner, checkpoint):
-        checkpoint['rng_states'] = self._states()
+        checkpoint['rng_states'] = self._gathered or [self._states()]
+        self._gathered = None  # one entry per rank
 
     def after_load_checkpoint(self, runner, checkpoint):
-        self._pending = checkpoint.get('rng_states')
+        states = checkpoint.get('rng_states')
+        if isinstance(states, list):  # per rank; a dict in checkpoints before per-rank states
+            rank, world = get_dist_info()
+            if len(states) != world:
+                runner.logger.warning(
+                    f'the checkpoint holds the random states of {len(states)} ranks, this run '
+                    f'has {world}: it continues, but not exactly as the interrupted run would')
+            states = states[rank] if rank < len(states) else states[0]
+        self._pending = states
 
     def before_train_epoch(self, runner):
-        if self._pending is None:
-            return
-        states, self._pending = self._pending, None
         loop = runner.train_loop
-        skip = getattr(loop, '_iter', 0) if hasattr(loop, 'dataloader_iterator') else 0
-        if not skip:  # epoch-based loops resume at an epoch start: restore now
+        if hasattr(loop, 'dataloader_iterator'):  # iteration-based: the loop skips, we restore
+            if self._pending is not None:
+                states, self._pending = self._pending, None
+                self._restore_after_skip(loop, loop._iter, states)
+            return
+        # epoch-based: a checkpoint written mid-epoch (PreemptionHook) has iter beyond the
+        # epoch's start; mmengine would train the whole epoch again, so skip what was done
+        done = runner.iter - runner.epoch * len(loop.dataloader)
+        if done > 0:
+            runner.logger.info(f'resuming inside epoch {runner.epoch + 1}: re-reading its first '
+                               f'{done} batches without training on them')
+            states, self._pending = self._pending, None
+            self._real_dataloader = loop.dataloader
+            loop.dataloader = _SkippingLoader(loop.dataloader, done, states, self._restore)
+        elif self._pending is not None:  # at an epoch start: restore now
+            states, self._pending = self._pending, None
+            self._restore(states)
+
+    def after_train_epoch(self, runner):
+        real = getattr(self, '_real_dataloader', None)
+        if real is not None:
+            runner.train_loop.dataloader, self._real_dataloader = real, None
+
+    def _restore_after_skip(self, loop, skip, states):
+        """Wrap an iteration-based loop's iterator so the states are restored right before the
+        first batch the loop trains on (after the ``skip`` batches mmengine re-reads)."""
+        if not skip:
             self._restore(states)
             return
         inner = loop.dataloader_iterator
@@ -86,6 +126,29 @@ class ExactResumeHook(Hook):
                 return next(inner)
 
         loop.dataloader_iterator = _RestoreAfterSkip()
+
+
+class _SkippingLoader:
+    """An epoch's data loader that reads and drops its first ``skip`` batches (the same ones,
+    in the same order, with the same augmentations: the sampler is seeded by the epoch), then
+    restores the RNG states saved after them and yields the rest."""
+
+    def __init__(self, loader, skip, states, restore):
+        self.loader, self.skip, self.states, self.restore = loader, skip, states, restore
+
+    def __len__(self):
+        return len(self.loader) - self.skip
+
+    def __getattr__(self, name):  # dataset, sampler, batch_size, ...
+        return getattr(self.loader, name)
+
+    def __iter__(self):
+        batches = iter(self.loader)
+        for _ in range(self.skip):
+            next(batches)
+        if self.states is not None:
+            self.restore(self.states)
+        yield from batches
 
 
 @HOOKS.register_module()

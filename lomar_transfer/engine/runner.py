@@ -5,11 +5,20 @@ mmdet's, mmseg's and mmpretrain's stock ``tools/train.py`` and ``tools/test.py``
 ours. The other safety features are plain hooks declared in the configs
 (``configs/_base_/safety.py``).
 """
+import os.path as osp
+from contextlib import nullcontext
+
+from mmengine.dist import is_main_process
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from ..checkpoint import CheckpointError, check_fit
+from ..datasets.bad_samples import guard_dataloader
 from ..datasets.checks import check_data
 from ..registry import RUNNERS, SCOPE
 from ..utils import setup_cpu_distributed
+from .preemption import PreemptionHook
+from .work_dir_lock import WorkDirLock
 
 
 def drop_package_scope(node):
@@ -46,8 +55,54 @@ class CheckedRunner(Runner):
         return super().from_cfg(cfg)
 
     def train(self):
+        """Train with the work dir locked against a second run, resuming on its own from the
+        work dir's ``last_checkpoint`` when a run there was interrupted, and with the preemption
+        signals handled from before the data loader starts its workers."""
         check_data(self.cfg, ('train_dataloader', 'val_dataloader'))
-        return super().train()
+        lock = WorkDirLock(self.work_dir, 'training') if is_main_process() else nullcontext()
+        with lock:
+            self._auto_resume()
+            for hook in self.hooks:
+                if isinstance(hook, PreemptionHook):
+                    hook.install()
+            return super().train()
+
+    def _auto_resume(self):
+        """A relaunched (requeued, preempted) job continues where it stopped without
+        ``--resume``: mmengine's resume from ``last_checkpoint``, which wins over ``load_from``
+        (the weights a run starts from, not where a relaunch continues). ``auto_resume=False``
+        in the config restarts such a run from scratch instead."""
+        last = osp.join(self.work_dir, 'last_checkpoint')
+        if self._resume and self._load_from is not None:
+            return  # resume from a file the user named
+        if not (self._resume or self.cfg.get('auto_resume', True)) or not osp.isfile(last):
+            return
+        with open(last) as f:
+            name = f.read().strip()
+        if not self._resume:
+            self.logger.info(
+                f'auto-resume: {last} names {name}; continuing that run from it (set '
+                'auto_resume=False in the config, or use another --work-dir, to start afresh)')
+        self._resume, self._load_from = True, None
+
+    def load_checkpoint(self, filename, *args, **kwargs):
+        """mmengine's loading of ``load_from``, a resumed and a tested checkpoint, refusing
+        (:class:`~lomar_transfer.checkpoint.CheckpointError`) what it would only warn about:
+        another model's weights, and for a resume, anything but a training checkpoint of this
+        very model."""
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        try:
+            checkpoint = check_fit(model, lambda: super(CheckedRunner, self).load_checkpoint(
+                filename, *args, **kwargs), filename, exact=self._resume)
+            if self._resume and 'iter' not in checkpoint.get('meta', {}):  # Runner.resume reads it
+                raise CheckpointError(filename, 'holds weights only, not a training checkpoint to '
+                                      'resume from (no meta.iter): start from it with load_from')
+        except CheckpointError as e:
+            if self._resume and self._load_from is None:  # the user did not name this file
+                last = osp.join(self.work_dir, 'last_checkpoint')
+                e.args = (f'{e} ({last} names it; use another --work-dir to start afresh)', )
+            raise
+        return checkpoint
 
     def val(self):
         check_data(self.cfg, ('val_dataloader', ))
@@ -56,3 +111,27 @@ class CheckedRunner(Runner):
     def test(self):
         check_data(self.cfg, ('test_dataloader', ))
         return super().test()
+
+    def build_train_loop(self, loop):
+        # the loop builds its dataloader here: build_dataloader makes that one skip bad samples
+        self._building_train_loop = True
+        try:
+            return super().build_train_loop(loop)
+        finally:
+            self._building_train_loop = False
+
+    def build_dataloader(self, dataloader, seed=None, diff_rank_seed=False):
+        """mmengine's (a staticmethod, which its loops call as ``runner.build_dataloader``) with
+        the dataset in a :class:`~lomar_transfer.datasets.bad_samples.BadSampleGuard`: training
+        replaces a corrupt / truncated / unreadable sample and lists it in
+        ``WORK_DIR/bad_samples.txt`` (at most ``bad_samples.max_skipped`` files), evaluation
+        stops at one naming the file."""
+        if isinstance(dataloader, dict) and isinstance(dataloader.get('dataset'), dict):
+            train = getattr(self, '_building_train_loop', False)
+            where = 'train_dataloader' if train else next(
+                (name for name in ('val_dataloader', 'test_dataloader')
+                 if dataloader is getattr(self, f'_{name}')), 'evaluation dataloader')
+            dataloader = guard_dataloader(
+                dataloader, train, where, self.work_dir, self.cfg.get('bad_samples'),
+                fresh=train and not self._resume and is_main_process())
+        return Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
