@@ -117,7 +117,7 @@ def test_sigterm_to_dist_train_stops_both_ranks_and_resumes(pretrain, tmp_path):
     status, out = signal_at(dist + [str(work)], 'Iter(train) [2/6]', signal.SIGTERM)
     assert status == 143, out[-3000:]
     stopped = stopped_at(out, 'SIGTERM')
-    assert out.rstrip().endswith('run the same command again to resume')
+    assert out.rstrip().endswith('run the same command again to resume')  # torchrun.sh
     assert (work / 'last_checkpoint').read_text().strip().endswith(f'iter_{stopped}.pth')
     status, out = run(dist + [str(work)])
     assert status == 0, out[-3000:]

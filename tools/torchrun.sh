@@ -28,7 +28,7 @@ while :; do  # a trapped signal interrupts `wait`: wait again until torchrun has
   kill -0 "$pid" 2>/dev/null || break
 done
 if [[ -n "$stopped" && $status -ne 0 ]]; then
-  echo "torchrun.sh: stopped by signal; the workers checkpointed; run the same command again to resume" >&2
+  echo "torchrun.sh: stopped by a signal (training checkpoints first); run the same command again to resume" >&2
   exit "$stopped"
 fi
 exit "$status"
