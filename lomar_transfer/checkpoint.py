@@ -298,11 +298,14 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     ``min_match`` of the model's tensors are found in the checkpoint, or when shapes disagree
     (another architecture), instead of silently training a random backbone. A checkpoint of ours
     written before format 3 (``blocks.N.*``, e.g. an older pretraining run) is migrated to
-    ``layers.N.*`` and the report says so.
+    ``layers.N.*`` and the report says so. Attention biases follow the model
+    (:func:`lomar_transfer.converters.fit_attention_biases`): a fused ``qkv.bias`` loads into
+    ``q_bias`` / ``v_bias`` and the reverse.
     """
     from mmengine.logging import print_log
 
-    from .converters import convert_to_lomar_vit, describe_migration, legacy_format
+    from .converters import (convert_to_lomar_vit, describe_migration, fit_attention_biases,
+                             legacy_format)
     from .models.backbones.vision_transformer import resample_abs_pos_embed
     ckpt = read_checkpoint(path, 'cpu', missing_hint='check the path '
                            '(model.backbone.pretrained / init_cfg.checkpoint)')
@@ -313,6 +316,8 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     legacy = legacy_format(ckpt, source)
     own = model.state_dict()
     ignored = []
+    # a fused qkv.bias into a q/v-bias model (k part dropped: softmax cancels it), or back
+    biases = fit_attention_biases(state, own)
     if 'pos_embed' in state:
         pos = state.pop('pos_embed')
         if 'pos_embed' in own:
@@ -364,6 +369,7 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     lines = [f'loaded {len(matched)}/{len(own)} backbone tensors from {path}']
     if legacy:
         lines.append(f'  migrated: {describe_migration(legacy)}')
+    lines += [f'  converted: {note}' for note in biases]
     if result.missing_keys:
         lines.append(f'  new (not in the checkpoint, kept at their initialisation): '
                      f'{result.missing_keys}')

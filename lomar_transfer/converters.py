@@ -205,17 +205,138 @@ def detect_source(state_dict):
                      f'{keys[:5]}); is this a ViT checkpoint?')
 
 
+# Traits of the official formats in timm's naming (bare ``blocks.N.``), read from their model
+# code, that tell them apart when a source is forced: (keys one of which it must hold, keys it
+# never holds). timm / MAE (timm 0.3 ``Block``, models_mae.py) / LoMaR (vision_transformer_irpe.py:
+# every Attention builds ``rpe_k``) fuse the q/k/v biases in ``attn.qkv.bias``; CAE
+# (modeling_cae_helper.py / modeling_finetune.py Attention) has a bias-free ``qkv`` Linear plus
+# ``q_bias`` / ``v_bias`` and names its layer scales ``gamma_1/2``.
+_BLOCK_KEY = r'(^|\.)blocks\.\d+\.'
+_QKV_BIAS = (_BLOCK_KEY + r'attn\.qkv\.bias$', "a fused q/k/v bias ('attn.qkv.bias')")
+_QV_BIAS = (_BLOCK_KEY + r'attn\.[qv]_bias$', "separate q/v biases ('attn.q_bias', CAE/BEiT's)")
+_IRPE = (_BLOCK_KEY + r'attn\.rpe_k\.', "relative position tables ('attn.rpe_k', LoMaR's)")
+_TIMM_LS = (_BLOCK_KEY + r'ls[12]\.gamma$', "timm-named layer scales ('ls1.gamma')")
+_SOURCE_TRAITS = {
+    'timm': ((), (_QV_BIAS, _IRPE)),
+    'mae': ((), (_QV_BIAS, _IRPE, _TIMM_LS)),
+    'lomar': ((_IRPE, ), (_QV_BIAS, _TIMM_LS)),
+    'cae': ((), (_QKV_BIAS, _IRPE, _TIMM_LS)),
+    'lomar_transfer': ((), ()),  # ours before format 3: any of these
+}
+
+
+def check_source(state_dict, source):
+    """Refuse (ValueError) a forced ``source`` that the checkpoint contradicts: another naming
+    than auto-detection finds, or, among the formats in timm's naming, keys that the forced
+    format's official model never has (or lacks keys it always has). A checkpoint that
+    detection cannot place is left to the forced converter."""
+    keys = list(unwrap_checkpoint(state_dict))
+    try:
+        detected = detect_source(state_dict)
+    except ValueError:
+        return
+    what = f'source {source!r} does not fit this checkpoint'
+    if detected == source:
+        return
+    if detected != 'timm':  # only timm's naming is shared by several formats
+        raise ValueError(f"{what}: its keys are in {detected!r} naming (e.g. {keys[0]!r}); "
+                         f"use source {detected!r} or auto-detection")
+    if source not in _SOURCE_TRAITS:
+        raise ValueError(f"{what}: its keys are in timm's naming (e.g. 'blocks.0...'), which "
+                         f'{source!r} checkpoints do not use; auto-detection says {detected!r}')
+    needs, never = _SOURCE_TRAITS[source]
+    for pattern, name in never:
+        hit = next((k for k in keys if re.search(pattern, k)), None)
+        if hit:
+            raise ValueError(f'{what}: it holds {name}, e.g. {hit!r}, which {source!r} '
+                             f'checkpoints never have; auto-detection says {detected!r}')
+    for pattern, name in needs:
+        if not any(re.search(pattern, k) for k in keys):
+            raise ValueError(f'{what}: it lacks {name}, which {source!r} checkpoints always '
+                             f'have; auto-detection says {detected!r}')
+
+
 def convert_to_lomar_vit(state_dict, source='auto'):
-    """Convert any supported checkpoint (or its state dict) to our ViT's keys."""
+    """Convert any supported checkpoint (or its state dict) to our ViT's keys. A forced
+    ``source`` that the checkpoint contradicts is refused (:func:`check_source`)."""
     if source == 'auto':
         source = detect_source(state_dict)
-    if source not in CONVERTERS:
+    elif source not in CONVERTERS:
         raise KeyError(f'unknown checkpoint source {source!r}; choose one of {list(CONVERTERS)}')
+    else:
+        check_source(state_dict, source)
     out, dropped = CONVERTERS[source](state_dict)
     prefix = _ours_written_by(state_dict, source)
     if prefix is not None:
         _carry_versions(unwrap_checkpoint(state_dict), out, prefix)
     return out, dropped
+
+
+def fit_attention_biases(state, own):
+    """Give a converted state dict ``state`` the attention biases that the model with state dict
+    ``own`` has, in place; returns report lines.
+
+    A fused ``qkv.bias`` (timm, MAE, LoMaR) into a model with q/v biases (CAE-style
+    ``qkv_bias='qv'``) becomes ``q_bias`` / ``v_bias``; its k part is dropped, which changes no
+    output: a key bias adds ``q_i . b_k`` to every logit of query ``i`` alike, and the softmax over
+    the keys cancels a per-query constant (the relative position terms are added to the logits
+    and do not involve the keys). ``q_bias`` / ``v_bias`` into a model with a fused bias become
+    ``qkv.bias`` with a zero k part, which is what the q/v-bias model computes."""
+    import torch
+    split, folded, k_max = 0, 0, 0.
+    for key in [k for k in state if k.endswith('attn.qkv.bias')]:
+        p = key[:-len('qkv.bias')]
+        if key not in own and p + 'q_bias' in own and p + 'q_bias' not in state and \
+                state[key].shape == (3 * own[p + 'q_bias'].shape[0], ):
+            q, k, v = state.pop(key).chunk(3)
+            state[p + 'q_bias'], state[p + 'v_bias'] = q, v
+            split, k_max = split + 1, max(k_max, k.abs().max().item())
+    for key in [k for k in state if k.endswith('attn.q_bias')]:
+        p = key[:-len('q_bias')]
+        if key not in own and p + 'qkv.bias' in own and p + 'qkv.bias' not in state and \
+                p + 'v_bias' in state:
+            q, v = state.pop(key), state.pop(p + 'v_bias')
+            state[p + 'qkv.bias'] = torch.cat([q, torch.zeros_like(q), v])
+            folded += 1
+    notes = []
+    if split:
+        notes.append(f"{split} fused 'qkv.bias' split into q_bias / v_bias; their k parts (max "
+                     f'|b_k| {k_max:.3g}) dropped, which the softmax makes exact')
+    if folded:
+        notes.append(f"{folded} q_bias / v_bias pairs folded into 'qkv.bias' with a zero k part")
+    return notes
+
+
+def timm_model_kwargs(timm_state, img_size=224):
+    """The options of timm's ``VisionTransformer`` that hold :func:`convert_to_timm`'s output
+    exactly, apart from ``num_heads`` (not in the weights): a backbone without class token needs
+    ``class_token=False`` and a pooling other than 'token' (timm asserts it): 'avg' over the
+    normed tokens (``fc_norm=False``) or, for a pooled-feature norm ``fc_norm``, 'avg' then
+    ``fc_norm``."""
+    sd = timm_state
+    weight = sd['patch_embed.proj.weight']
+    patch = tuple(weight.shape[-2:])
+    kw = dict(img_size=img_size, patch_size=patch[0] if patch[0] == patch[1] else patch,
+              embed_dim=weight.shape[0],
+              depth=len({k.split('.')[1] for k in sd if k.startswith('blocks.')}),
+              mlp_ratio=sd['blocks.0.mlp.fc1.weight'].shape[0] / weight.shape[0])
+    if 'blocks.0.attn.qkv.bias' not in sd:
+        kw['qkv_bias'] = False
+    if 'blocks.0.ls1.gamma' in sd:
+        kw['init_values'] = 0.1  # any value: the loaded gammas replace it
+    if 'cls_token' not in sd:
+        kw['class_token'] = False
+    if 'pos_embed' not in sd:
+        kw['pos_embed'] = 'none'
+    if 'fc_norm.weight' in sd:
+        kw['global_pool'] = 'avg'  # timm then norms after pooling (fc_norm), not per token
+    elif 'norm.weight' not in sd:
+        kw['final_norm'] = False
+        if 'cls_token' not in sd:
+            kw['global_pool'] = 'avg'
+    elif 'cls_token' not in sd:
+        kw.update(global_pool='avg', fc_norm=False)
+    return kw
 
 
 def _to_timm_key(key):
@@ -231,8 +352,10 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=N
     ``sincos_order`` of the fixed table: None infers it (q/v biases: CAE's order, else MAE's).
     LoMaR's relative position tables have no timm counterpart: refused unless ``drop_rel_pos``
     (then listed in ``dropped``). Our ``layers.N.*`` become timm's ``blocks.N.*`` (the names
-    inside a block are timm's already). Returns ``(timm_state_dict, dropped)``; build the timm model
-    with ``class_token=('cls_token' in sd)``, ``init_values`` set when ``ls1.gamma`` is present.
+    inside a block are timm's already); a mask token (LoMaR's encoder input) has no timm
+    counterpart and is dropped.
+    Returns ``(timm_state_dict, dropped)``; build the timm model with :func:`timm_model_kwargs`
+    (``class_token=False`` and an 'avg' pooling for a backbone without class token).
     """
     import torch
 
@@ -246,7 +369,7 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=N
             'without them (the exported model then has no position information)')
     out = OrderedDict()
     for key, value in sd.items():
-        if key in rel:
+        if key in rel or key == 'mask_token':  # timm's VisionTransformer has no mask token
             dropped.append(key)
             continue
         if re.match(r'^layers\.\d+\.attn\.[qv]_bias$', key):

@@ -45,5 +45,26 @@ def test_code_in_checkpoint_is_refused(tmp_path):
 
 
 def test_missing_checkpoint_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match='nope.pth'):
-        CheckpointLoader.load_checkpoint(str(tmp_path / 'nope.pth'))
+    """Our message, not mmengine's ('... can not be found.'), through every entry point: the
+    loader registered for local paths (what Runner's load_from / resume / test use) and
+    ``pretrained=``."""
+    from mmengine.runner.checkpoint import load_checkpoint
+
+    from lomar_transfer.checkpoint import MissingCheckpointError, load_pretrained_backbone
+    from lomar_transfer.models import VisionTransformer
+    missing = str(tmp_path / 'nope.pth')
+    for load in (lambda: CheckpointLoader.load_checkpoint(missing),
+                 lambda: load_checkpoint(torch.nn.Linear(1, 1), missing)):
+        with pytest.raises(MissingCheckpointError) as err:
+            load()
+        assert str(err.value) == f'{missing}: not found: check the path'
+        assert isinstance(err.value, FileNotFoundError)  # for callers that catch that
+    with pytest.raises(MissingCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(str(tmp_path))
+    assert str(err.value) == f'{tmp_path}: is a directory, not a checkpoint file'
+    vit = VisionTransformer(arch=dict(embed_dims=32, depth=1, num_heads=2, mlp_hidden_dims=64),
+                            img_size=32, patch_size=8)
+    with pytest.raises(MissingCheckpointError) as err:
+        load_pretrained_backbone(vit, missing)
+    assert str(err.value) == (f'{missing}: not found: check the path '
+                              '(model.backbone.pretrained / init_cfg.checkpoint)')

@@ -81,6 +81,8 @@ test_f, test_y = clustered(10, seed=1)
 acc = knn_accuracy(train_f[rank::world], train_y[rank::world], test_f, test_y, train_chunk=64)
 if rank == 0:
     print('ACC', acc)
+tdist.barrier()  # both ranks done before either tears gloo down (an early exit can abort the other)
+tdist.destroy_process_group()
 ''')
     out = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
                           '--master_port', '29531', str(script)], capture_output=True, text=True,

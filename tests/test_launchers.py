@@ -98,3 +98,33 @@ def test_slurm_scripts_call_srun(tmp_path):
     args = out.stdout.split()
     assert args[-5].endswith('tools/test.py')
     assert args[-4:] == [CONFIG, 'c.pth', '--launcher', 'slurm']
+
+
+def test_dist_test_untrained_matches_one_process(tmp_path, synthetic_root):
+    """tools/dist_test.sh CONFIG none N initialises the model inside its DDP wrapper (and the
+    same weights on every rank): the metrics of two gloo processes equal one process's."""
+    config = 'configs/mae/vit-tiny-p8_linear_synthetic-imagenet.py'
+    opts = ['--seed', '0', '--cfg-options', 'model.backbone.pretrained=None',
+            f'test_dataloader.dataset.data_root={synthetic_root}/imagenet']
+    metrics = {}
+    for name, cmd in (('one', [sys.executable, 'tools/test.py', config, 'none']),
+                      ('two', ['bash', 'tools/dist_test.sh', config, 'none', '2'])):
+        out = subprocess.run(cmd + ['--work-dir', str(tmp_path / name), '--out',
+                                    str(tmp_path / f'{name}.json'), *opts],
+                             cwd=REPO, capture_output=True, text=True,
+                             env=dict(os.environ, PORT='29733'))
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        metrics[name] = json.loads((tmp_path / f'{name}.json').read_text())
+    assert 'accuracy/top1' in metrics['one'] and metrics['two'] == metrics['one']
+
+
+def test_slurm_scripts_return_the_srun_status(tmp_path):
+    fake = tmp_path / 'srun'
+    fake.write_text('#!/bin/sh\nexit 3\n')
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}')
+    for script, args in (('tools/slurm_train.sh', [CONFIG]),
+                         ('tools/slurm_test.sh', [CONFIG, 'c.pth'])):
+        out = subprocess.run(['bash', script, 'gpu', 'job', *args], cwd=REPO,
+                             capture_output=True, text=True, env=env)
+        assert out.returncode == 3, (script, out.returncode, out.stderr)

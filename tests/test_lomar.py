@@ -77,6 +77,25 @@ def test_official_window_sampling_needs_room_for_distinct_offsets():
         vit.sample_windows(2, (8, 8), 'cpu')  # only 2 offsets per axis for 4 windows
 
 
+def test_window_larger_than_the_patch_grid_is_refused_at_build_time():
+    """img_size 24 with 4-pixel patches: a 6x6 grid, no room for 7x7 windows. Refused when the
+    model is built (naming the window, the grid and the fix), not at the first forward pass;
+    inputs smaller than img_size still meet the forward-time check."""
+    with pytest.raises(ValueError) as err:
+        LoMaRViT(arch=TINY, patch_size=4, img_size=24)
+    msg = str(err.value)
+    assert 'window_patches=7' in msg and '6x6 patch grid' in msg and 'img_size=24' in msg
+    assert 'img_size >= 28' in msg and 'window_patches <= 6' in msg
+    with pytest.raises(ValueError, match='7x6 patch grid'):  # the width alone too small
+        LoMaRViT(arch=TINY, patch_size=4, img_size=(28, 24))
+    with pytest.raises(ValueError, match='window_patches=8.*7x7 patch grid'):  # whole patches
+        LoMaRViT(arch=TINY, patch_size=4, img_size=30, window_patches=8)
+    vit = LoMaRViT(arch=TINY, patch_size=4, img_size=24, window_patches=6)  # fits exactly
+    assert vit(torch.randn(1, 3, 24, 24), mask=True)[0].shape == (4, 37, 32)
+    with pytest.raises(ValueError, match='a 5x5 patch grid cannot hold 6x6 windows'):
+        vit(torch.randn(1, 3, 20, 20), mask=True)
+
+
 def test_exact_number_masked_per_window():
     vit = LoMaRViT(arch=TINY, patch_size=4, img_size=56, mask_ratio=0.8)
     latent, mask, patch_ids = vit(torch.randn(3, 3, 56, 56), mask=True)

@@ -48,17 +48,49 @@ def test_suite_checkpoint_into_dense_task_vit(tmp_path):
 
 
 def test_timm_style_checkpoint_pos_embed_resampled(tmp_path):
-    src = VisionTransformer(arch=TINY, img_size=32, patch_size=8, pos_embed='learned')
-    src.init_weights()
-    timm_names = {re.sub(r'^layers\.', 'blocks.', k): v for k, v in src.state_dict().items()}
-    path = save(tmp_path, 'vit.pth', {'model': dict(timm_names,
-                                                    **{'head.weight': torch.zeros(10, 32)})})
+    """A timm ViT checkpoint made at 32x32 (4x4 grid) into our ViT built for 48x48 (6x6): the
+    learned table is resampled bicubically (align_corners=False) with its class-token slot kept
+    apart, and the model then computes what timm's own ViT computes from the same checkpoint."""
+    import timm.models.vision_transformer as timm_vit
+    from timm.layers import resample_abs_pos_embed as timm_resample
+    timm_kw = dict(patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.,
+                   num_classes=10)
+    src = timm_vit.VisionTransformer(img_size=32, **timm_kw)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # every tensor random and non-zero: tokens, biases, norms, the table
+        for p in src.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3 + 0.05)
+    ckpt = {k: v.clone() for k, v in src.state_dict().items()}
+    path = save(tmp_path, 'vit.pth', {'model': ckpt})
     dst = VisionTransformer(arch=TINY, img_size=48, patch_size=8, pos_embed='learned',
-                            init_cfg=dict(type='Pretrained', checkpoint=path))
+                            out_type='raw', init_cfg=dict(type='Pretrained', checkpoint=path))
     dst.init_weights()
-    assert dst.pos_embed.shape == (1, 1 + 36, 32)
-    torch.testing.assert_close(dst.pos_embed[:, 0], src.pos_embed[:, 0])
-    torch.testing.assert_close(dst.cls_token, src.cls_token)
+
+    # an independent reference: the (1, C, 4, 4) grid interpolated to 6x6, class slot as it was
+    old = ckpt['pos_embed']
+    grid = old[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
+    grid = torch.nn.functional.interpolate(grid, size=(6, 6), mode='bicubic',
+                                           align_corners=False)
+    want = torch.cat([old[:, :1], grid.permute(0, 2, 3, 1).reshape(1, 36, 32)], dim=1)
+    torch.testing.assert_close(dst.pos_embed.detach(), want, rtol=0, atol=1e-6)
+    # timm's resampler does the same with antialias=False; its default antialias=True (timm >=
+    # 0.9) differs by ~10% on upsampling. Ours follows MAE's interpolate_pos_embed and mmseg /
+    # mmpretrain resize_pos_embed (plain bicubic).
+    torch.testing.assert_close(
+        dst.pos_embed.detach(), timm_resample(old, (6, 6), (4, 4), 1, antialias=False),
+        rtol=0, atol=1e-6)
+    torch.testing.assert_close(dst.cls_token.detach(), ckpt['cls_token'], rtol=0, atol=0)
+
+    # features at the second resolution: timm's ViT at 48x48 loading the same checkpoint
+    # through its own filter (which resamples the table) vs ours
+    ref = timm_vit.VisionTransformer(img_size=48, **timm_kw).eval()
+    ref.load_state_dict(timm_vit.checkpoint_filter_fn(
+        {'model': {k: v.clone() for k, v in ckpt.items()}}, ref, antialias=False))
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        ours, theirs = dst.eval()(x)[0], ref.forward_features(x)
+    assert theirs.shape == (2, 37, 32) and theirs.abs().mean() > 0.1
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_refuses_a_checkpoint_that_does_not_match(tmp_path):

@@ -9,13 +9,53 @@ from lomar_transfer.models.backbones.vision_transformer import (resample_abs_pos
 TINY = dict(embed_dims=32, depth=3, num_heads=2, mlp_hidden_dims=64)
 
 
+def randomize_(module, seed=0):
+    """Every parameter random and non-zero (tokens, biases, norms), so that no term vanishes."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5 + 0.1)
+    return module
+
+
 @pytest.mark.parametrize('out_type,shape', [('featmap', (2, 32, 3, 5)), ('cls_token', (2, 32)),
                                             ('avg_featmap', (2, 32)), ('raw', (2, 16, 32))])
-def test_output_types(out_type, shape):
-    vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8, out_type=out_type,
-                            out_indices=(0, -1))
-    outs = vit(torch.randn(2, 3, 24, 40))
+@pytest.mark.parametrize('final_norm', [True, False])
+def test_output_types(out_type, shape, final_norm):
+    """Every output type is a view of the raw token sequence of the same block: the final norm
+    (``norm``) on the last block's tokens only; ``avg_featmap`` the mean of the patch tokens, with
+    ``fc_norm`` on the mean instead when ``final_norm=False``; ``cls_token`` the first token."""
+    kw = dict(arch=TINY, img_size=32, patch_size=8, out_indices=(0, -1), final_norm=final_norm)
+    vit = randomize_(VisionTransformer(out_type=out_type, **kw)).eval()
+    raw_vit = VisionTransformer(out_type='raw', **kw).eval()
+    raw_vit.load_state_dict(vit.state_dict(), strict=False)  # fc_norm: only avg_featmap has it
+    bare = VisionTransformer(out_type='raw', **dict(kw, final_norm=False)).eval()
+    bare.load_state_dict(vit.state_dict(), strict=False)  # no final norm at all
+    x = torch.randn(2, 3, 24, 40)
+    with torch.no_grad():
+        outs, raw, unnormed = vit(x), raw_vit(x), bare(x)
     assert len(outs) == 2 and all(o.shape == shape for o in outs)
+    # the final norm: on the last block's output only, never on an intermediate one
+    torch.testing.assert_close(raw[0], unnormed[0], rtol=0, atol=0)
+    if final_norm:
+        torch.testing.assert_close(raw[1], vit.norm(unnormed[1]), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(raw[1], unnormed[1])
+    else:
+        torch.testing.assert_close(raw[1], unnormed[1], rtol=0, atol=0)
+    for out, tokens in zip(outs, raw):
+        patches = tokens[:, 1:]
+        if out_type == 'raw':
+            want = tokens
+        elif out_type == 'cls_token':
+            want = tokens[:, 0]
+        elif out_type == 'avg_featmap':
+            want = patches.mean(dim=1)
+            if not final_norm:  # the official fine-tune feature: norm of the mean
+                want = torch.nn.functional.layer_norm(want, (32, ), vit.fc_norm.weight,
+                                                      vit.fc_norm.bias, eps=1e-6)
+        else:  # featmap: the patch tokens on their 3x5 grid, row-major
+            want = patches.reshape(2, 3, 5, 32).permute(0, 3, 1, 2)
+        torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-6)
 
 
 def test_input_padded_to_patch_multiple():
@@ -59,24 +99,25 @@ def test_learned_pos_embed_resampling():
 
 
 def test_qv_bias_has_no_key_bias():
+    """qkv_bias='qv' (BEiT/CAE): the real Attention.forward equals attention computed by hand
+    with the bias [q_bias, 0, v_bias], all weights and biases random and non-zero."""
     vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8, qkv_bias='qv')
     names = {n for n, _ in vit.named_parameters()}
     assert 'layers.0.attn.q_bias' in names and 'layers.0.attn.v_bias' in names
     assert 'layers.0.attn.qkv.bias' not in names
-    attn = vit.layers[0].attn
+    attn = randomize_(vit.layers[0].attn).double().eval()
+    x = torch.randn(2, 5, 32, dtype=torch.float64)
     with torch.no_grad():
-        attn.q_bias.fill_(1.)
-        attn.v_bias.fill_(2.)
-    x = torch.randn(1, 5, 32)
-    # k has no bias: adding a constant to every k leaves softmax unchanged only for q_bias-free
-    # queries, so check the projection directly
-    qkv = torch.nn.functional.linear(x, attn.qkv.weight)
-    q_ref, k_ref, v_ref = qkv.split(32, dim=-1)
-    b = torch.cat([attn.q_bias, torch.zeros_like(attn.v_bias), attn.v_bias])
-    q, k, v = torch.nn.functional.linear(x, attn.qkv.weight, b).split(32, dim=-1)
-    torch.testing.assert_close(k, k_ref)
-    torch.testing.assert_close(q, q_ref + 1)
-    torch.testing.assert_close(v, v_ref + 2)
+        out = attn(x)
+        heads, dims = 2, 16
+        bias = torch.cat([attn.q_bias, torch.zeros(32, dtype=x.dtype), attn.v_bias])
+        qkv = x @ attn.qkv.weight.T + bias
+        q, k, v = (t.reshape(2, 5, heads, dims).transpose(1, 2) for t in qkv.split(32, dim=-1))
+        weights = torch.softmax(q @ k.transpose(-2, -1) * dims**-0.5, dim=-1)
+        ref = (weights @ v).transpose(1, 2).reshape(2, 5, 32) @ attn.proj.weight.T + attn.proj.bias
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+    # (a bias on k would not show in the output: q.(k + b) shifts every logit of a query by the
+    # same q.b, which softmax ignores; the parameter names above are what rule it out)
 
 
 def test_unknown_arch_names_choices():

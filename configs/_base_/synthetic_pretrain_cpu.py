@@ -2,7 +2,8 @@
 # width 128 on 112x112 crops of the embedded mini-ImageNet with 8x8 patches (a 14x14 grid, as
 # ViT-B/16 at 224), fp32 AdamW, a short iteration schedule. Names are prefixed so that they do not
 # collide with the method config they are combined with; the leaf configs assign them.
-cpu_data_root = 'data/synthetic/imagenet'
+# root: $LOMAR_DATA_ROOT, else data/synthetic (set by tools/benchmark.py --data-root)
+cpu_data_root = '{{$LOMAR_DATA_ROOT:data/synthetic}}/imagenet'
 cpu_arch = dict(_delete_=True, embed_dims=128, depth=4, num_heads=4, mlp_hidden_dims=512)
 cpu_img_size = 112
 cpu_patch_size = 8

@@ -1,5 +1,6 @@
 # COCO Mask R-CNN, ViTDet protocol, with the CAE ViT-B/16 pretrained by
-# configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k.py.
+# configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py (the pretraining the benchmark
+# runs for CAE; for the DALL-E-target model set pretrained= to its work dir).
 # Any other source loads too (e.g. the official CAE release, timm, mmpretrain): set pretrained=.
 # CAE's encoder: q/v biases, LayerScale (from the checkpoint), its sin-cos order for the
 # pretrained table that the learned one starts from.
@@ -7,4 +8,4 @@ _base_ = '../_base_/transfer/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py'
 
 model = dict(backbone=dict(
     qkv_bias='qv', layer_scale_init_value=0.1, sincos_order='cae',
-    pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k/epoch_300.pth'))
+    pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k/epoch_300.pth'))

@@ -1,5 +1,6 @@
 # ADE20K UperNet, mmseg MAE protocol, with the CAE ViT-B/16 pretrained by
-# configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k.py.
+# configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py (the pretraining the benchmark
+# runs for CAE; for the DALL-E-target model set pretrained= to its work dir).
 # Any other source loads too (e.g. the official CAE release, timm, mmpretrain): set pretrained=.
 # CAE's encoder: q/v biases, its pretrained LayerScale, its sin-cos order for the pretrained
 # table that the learned one starts from.
@@ -7,4 +8,4 @@ _base_ = '../_base_/transfer/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.p
 
 model = dict(backbone=dict(
     qkv_bias='qv', sincos_order='cae',
-    pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e_in1k/epoch_300.pth'))
+    pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k/epoch_300.pth'))

@@ -35,6 +35,9 @@ LOSS = re.compile(r'\sloss: ([\d.]+|nan|inf)')
 
 
 PREEMPTED = {status: sig.name for sig, status in EXIT_STATUS.items()}
+# configs/_base_/datasets/synthetic_*.py and _base_/synthetic_pretrain_cpu.py read their root from
+# this variable (mmengine's '{{$NAME:default}}' substitution), default data/synthetic
+DATA_ROOT_VAR = 'LOMAR_DATA_ROOT'
 
 
 @contextmanager
@@ -73,8 +76,10 @@ def parse_args(argv=None):
                    'mmpretrain, timm or ours) instead of pretraining: give one method, whose '
                    'architecture it has')
     p.add_argument('--work-dir', default='work_dirs/benchmark')
-    p.add_argument('--data-root', default='data/synthetic',
-                   help='synthetic profile: where the embedded data is made if missing')
+    p.add_argument('--data-root', default=os.environ.get(DATA_ROOT_VAR, 'data/synthetic'),
+                   help='synthetic profile: where the embedded data is read, and made if '
+                   f'missing; the stages get it as ${DATA_ROOT_VAR}, which the synthetic '
+                   f'dataset configs read (default: ${DATA_ROOT_VAR}, else data/synthetic)')
     p.add_argument('--gpus', type=int, help='GPUs per stage (default: all visible; 0 = CPU)')
     p.add_argument('--no-untrained', action='store_true',
                    help='skip evaluating each transfer model before training')
@@ -113,6 +118,9 @@ class Suite:
         self.gpus = gpu_count(args.gpus)
         self.tracking = ['--tensorboard'] if args.tensorboard else []
         self.child = self.stop = None  # the running stage; a preemption signal received
+        self.env = None  # the stages' environment: the data root of the synthetic profile
+        if args.profile == 'synthetic':
+            self.env = dict(os.environ, **{DATA_ROOT_VAR: str(Path(args.data_root).resolve())})
         # no pretraining to tune for the random-init baseline
         self.seeds = list(dict.fromkeys(args.seeds))
         self.jobs = [(seed, m, s) for seed in self.seeds for m in args.methods
@@ -142,8 +150,10 @@ class Suite:
         if stage != 'maect':
             return self.test_cmd(config, ckpt, stage_dir, out, options, seed, show_dir)
         eval_config = bm.config_path(self.args.profile, method, 'linear')
+        options = [o for o in options if not o.startswith('model.backbone.pretrained=')]
+        opts = ['--cfg-options', *options] if options else []  # (CHECKPOINT sets the weights)
         return [self.py, '-m', 'lomar_transfer.cli.feature_eval', str(eval_config), str(ckpt),
-                '--out', str(out)]
+                '--out', str(out), *opts]
 
     def run(self, cmd, log, label):
         """Run a command, full output to ``log``, live progress lines to the console."""
@@ -151,7 +161,8 @@ class Suite:
         last = 0.
         self.check_stop(label)
         with open(log, 'a') as f, subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                env=self.env) as proc:
             self.child = proc
             if self.stop:  # arrived while the stage started
                 proc.send_signal(self.stop)

@@ -3,7 +3,7 @@
 regression (published split files, or random N images per class), clustering (ACC, NMI).
 
     lomar-feature-eval CONFIG CHECKPOINT [--k 10] [--low-shot 1 5]
-        [--low-shot-files 1percent.txt ...] [--out metrics.json]
+        [--low-shot-files 1percent.txt ...] [--out metrics.json] [--cfg-options ...]
     tools/dist_feature_eval.sh CONFIG CHECKPOINT NUM_GPUS [args]   # k-NN sharded over ranks
 
 CONFIG is a classification config (e.g. configs/mae/vit-tiny-p8_linear_synthetic-imagenet.py):
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 from mmengine import dist
+from mmengine.config import DictAction
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
@@ -103,6 +104,8 @@ def main(argv=None):
     p.add_argument('--low-shot-files', nargs='*', default=[],
                    help='published low-shot splits: text files of train image names')
     p.add_argument('--out')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                   help='override settings of CONFIG, e.g. test_dataloader.batch_size=8')
     p.add_argument('--launcher', choices=['none', 'pytorch'], default='none')
     args = p.parse_args(argv)
     for f in args.low_shot_files:
@@ -110,7 +113,7 @@ def main(argv=None):
             p.error(f'--low-shot-files {f}: file not found')
     torch.manual_seed(0)
     res = evaluate(args.config, args.checkpoint, args.k, args.low_shot, args.low_shot_percent,
-                   args.low_shot_files, launcher=args.launcher)
+                   args.low_shot_files, cfg_options=args.cfg_options, launcher=args.launcher)
     if dist.get_rank() == 0:
         print(json.dumps(res, indent=1))
         if args.out:

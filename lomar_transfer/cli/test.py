@@ -16,6 +16,8 @@ import json
 import os.path as osp
 
 from mmengine.config import DictAction
+from mmengine.dist import broadcast
+from mmengine.model import is_model_wrapper
 
 from ..checkpoint import MissingCheckpointError
 from ..engine import atomic_write
@@ -68,8 +70,12 @@ def main(argv=None):
     if args.show_dir:
         draw_predictions(cfg, args.show_dir)
     runner = build_runner(cfg)
-    if untrained:
-        runner.model.init_weights()  # the Runner only initialises weights for training
+    if untrained:  # the Runner only initialises weights for training: as it does there, the
+        # model inside its DDP wrapper (tools/dist_test.sh), rank 0's weights on every rank
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model.init_weights()
+        for tensor in model.state_dict().values():
+            broadcast(tensor)
     metrics = runner.test()
     print(json.dumps(metrics, indent=1))
     if args.out:

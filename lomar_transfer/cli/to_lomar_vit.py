@@ -7,7 +7,9 @@ SRC: official LoMaR / MAE / CAE releases, timm ``vit_*``, mmpretrain backbones o
 checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}}`` in our
 names (``layers.N.norm1.weight``, ...) and loads with ``model.backbone.pretrained=DST`` (the
 loader would also convert SRC on the fly). Checkpoints of ours written before format 3
-(``blocks.N.*``) are migrated, and the output says so.
+(``blocks.N.*``) are migrated, and the output says so. ``--source`` forces a format where
+detection cannot tell (e.g. official CAE weights without layer scale look like timm's); one that
+the checkpoint contradicts (``--source cae`` on a file with a fused ``qkv.bias``) is refused.
 """
 import argparse
 import io
@@ -33,9 +35,9 @@ def main(argv=None):
     ckpt = read_checkpoint(args.src)
     try:
         source = detect_source(ckpt) if args.source == 'auto' else args.source
+        sd, dropped = convert_to_lomar_vit(ckpt, source)  # refuses a --source it contradicts
     except ValueError as e:
         raise CheckpointError(args.src, str(e))
-    sd, dropped = convert_to_lomar_vit(ckpt, source)
     if not any(k.startswith('layers.') for k in sd):
         raise CheckpointError(args.src, f'no ViT block weights after conversion from {source!r};'
                               ' is it a ViT checkpoint? (try --source)')

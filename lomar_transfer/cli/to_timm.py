@@ -4,10 +4,11 @@ dict and print what happened.
     lomar-export-timm SRC DST [--img-size 224] [--drop-rel-pos]
     (python tools/model_converters/to_timm.py ... in a clone of the repository)
 
-Load it with ``timm.create_model('vit_base_patch16_224', pretrained=False).load_state_dict(
-torch.load(DST))`` (``class_token=False`` / ``init_values`` for backbones without class token /
-with LayerScale). LoMaR's relative position tables have no timm counterpart: refused unless
-``--drop-rel-pos``.
+Load it into ``timm.models.vision_transformer.VisionTransformer(**options, num_heads=...)`` with
+the options printed (e.g. ``class_token=False, global_pool='avg', fc_norm=False`` for a backbone
+without class token, which timm holds exactly; ``init_values`` with LayerScale). LoMaR's
+relative position tables have no timm counterpart: refused unless ``--drop-rel-pos``. A
+checkpoint that is not a ViT is refused.
 """
 import argparse
 import io
@@ -16,7 +17,7 @@ import io
 import torch
 
 from ..checkpoint import CheckpointError, read_checkpoint
-from ..converters import convert_to_timm
+from ..converters import convert_to_timm, timm_model_kwargs
 from ..engine.checkpoint_hook import atomic_write
 from ..errors import one_line_errors
 
@@ -40,6 +41,8 @@ def main(argv=None):
           f'{any(k.endswith("ls1.gamma") for k in sd)}, pos_embed: {pos}); dropped '
           f'{len(dropped)} keys{": " + ", ".join(dropped[:8]) if dropped else ""}'
           f'{" ..." if len(dropped) > 8 else ""}')
+    options = ', '.join(f'{k}={v!r}' for k, v in timm_model_kwargs(sd, args.img_size).items())
+    print(f'timm: VisionTransformer({options}, num_heads=<the source model\'s>)')
     buf = io.BytesIO()
     torch.save(sd, buf)
     atomic_write(args.dst, buf.getvalue())  # never a half-written DST

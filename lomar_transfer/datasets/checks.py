@@ -5,6 +5,7 @@ Covers the datasets the suite uses (mmdet ``CocoDataset``, mmseg ADE20K / segmen
 mmpretrain ``ImageNet`` / ``CustomDataset``); others are only checked for their ``data_root``.
 """
 import json
+import os
 import os.path as osp
 from pathlib import Path
 
@@ -47,8 +48,9 @@ def check_coco(ds, where):
     except (ValueError, UnicodeDecodeError) as e:
         raise DataError(f'{where}: {ann} is not valid JSON ({e}); the file is corrupt or '
                         'truncated: download or generate it again') from None
-    missing = [k for k in ('images', 'annotations', 'categories') if k not in coco]
-    if not isinstance(coco, dict) or missing:
+    missing = [k for k in ('images', 'annotations', 'categories') if k not in coco] \
+        if isinstance(coco, dict) else None  # (a list, null or number: no object at all)
+    if missing != []:
         raise DataError(f'{where}: {ann} is not a COCO instances file: it lacks '
                         f'{missing or "a top-level object"} (expected images, annotations, '
                         'categories, as in instances_train2017.json)')
@@ -87,9 +89,21 @@ def check_segmentation(ds, where, num_classes):
                             'is corrupt or belongs to another dataset')
 
 
+def _class_folders(folder):
+    return sum(e.is_dir() for e in os.scandir(folder)) if osp.isdir(folder) else 0
+
+
 def check_classification(ds, where):
     root = ds.get('data_root', '')
     ann = ds.get('ann_file')
+    split = ds.get('split') if str(ds.get('type', '')).split('.')[-1] == 'ImageNet' else None
+    if not ann and split:  # mmpretrain's ImageNet reads meta/<split>.txt, and only without it
+        ann = f'meta/{split}.txt'  # scans the split's folder: one subfolder per class, all
+        prefix = ds.get('data_prefix') or split
+        prefix = prefix.get('img_path', '') if isinstance(prefix, dict) else prefix
+        classes = len((ds.get('metainfo') or {}).get('classes', ())) or 1000
+        if not osp.isfile(_join(root, ann)) and _class_folders(_join(root, prefix)) == classes:
+            return
     if ann and not osp.isfile(_join(root, ann)):
         raise DataError(f'{where}: annotation list {_join(root, ann)} not found (expected '
                         f'lines "relative/path label"); fix ann_file or make the embedded data: '

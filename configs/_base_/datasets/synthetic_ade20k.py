@@ -4,7 +4,8 @@
 # of mmseg's base config.
 _base_ = 'mmseg::_base_/datasets/ade20k.py'
 
-data_root = 'data/synthetic/ade/ADEChallengeData2016'
+# root: $LOMAR_DATA_ROOT, else data/synthetic (set by tools/benchmark.py --data-root)
+data_root = '{{$LOMAR_DATA_ROOT:data/synthetic}}/ade/ADEChallengeData2016'
 crop_size = (192, 192)
 img_scale = (384, 192)  # synthetic images are 192-320 px per side: CPU-sized
 

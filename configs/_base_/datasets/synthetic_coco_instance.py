@@ -3,7 +3,8 @@
 # data_root='data/coco/', remove `metainfo` (the 80 COCO classes) and the smaller scale below.
 _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 
-data_root = 'data/synthetic/coco/'
+# root: $LOMAR_DATA_ROOT, else data/synthetic (set by tools/benchmark.py --data-root)
+data_root = '{{$LOMAR_DATA_ROOT:data/synthetic}}/coco/'
 # Same names/ids as in COCO; lomar_transfer.datasets.synthetic.COCO_CLASSES (a test keeps them equal).
 metainfo = dict(classes=('stop sign', 'sports ball', 'kite', 'frisbee', 'tv'))
 img_scale = (192, 192)  # synthetic images are 160-320 px: CPU-sized (objects stay >= 14 px)

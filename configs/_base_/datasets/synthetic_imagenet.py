@@ -3,7 +3,8 @@
 # For real ImageNet set data_root='data/imagenet' and the 224 crops of mmpretrain's base config.
 _base_ = 'mmpretrain::_base_/datasets/imagenet_bs32.py'
 
-data_root = 'data/synthetic/imagenet'
+# root: $LOMAR_DATA_ROOT, else data/synthetic (set by tools/benchmark.py --data-root)
+data_root = '{{$LOMAR_DATA_ROOT:data/synthetic}}/imagenet'
 img_size = 112  # synthetic images are 96-160 px; the CPU pretraining size
 
 train_pipeline = [

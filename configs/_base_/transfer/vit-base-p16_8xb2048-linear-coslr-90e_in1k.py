@@ -19,3 +19,7 @@ model = dict(backbone=dict(
     img_size=224,
     frozen_stages=12,
     out_type='avg_featmap'))
+# LARS lr 6.4 is MAE's blr 0.1 x 16384 / 256 at 8 x 2048 images (FINETUNE.md:142-151); the base
+# batch inherited from mmpretrain's AdamW schedule (1024) would scale it 16x too high under
+# --auto-scale-lr
+auto_scale_lr = dict(base_batch_size=16384)

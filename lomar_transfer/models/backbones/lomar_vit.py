@@ -1,6 +1,7 @@
 """The LoMaR pretraining view of our ViT: random local windows, masked inside each window."""
 import torch
 import torch.nn.functional as F
+from mmengine.utils import to_2tuple
 from torch import nn
 
 from ...registry import MODELS
@@ -57,10 +58,10 @@ class LoMaRViT(VisionTransformer):
 
     def __init__(self, window_patches=7, num_windows=4, mask_ratio=0.8, rel_pos=True,
                  pos_embed=None, with_cls_token=True, window_sampling='per_image',
-                 linear_init='xavier_uniform', **kwargs):
+                 linear_init='xavier_uniform', img_size=224, **kwargs):
         # xavier-uniform Linear layers as the official model (models_lomar.py:86-93)
         super().__init__(rel_pos=rel_pos, pos_embed=pos_embed, with_cls_token=with_cls_token,
-                         linear_init=linear_init, out_type='raw', **kwargs)
+                         linear_init=linear_init, out_type='raw', img_size=img_size, **kwargs)
         if window_sampling not in WINDOW_SAMPLINGS:
             raise ValueError(f'window_sampling must be one of {WINDOW_SAMPLINGS}, got '
                              f'{window_sampling!r}')
@@ -71,13 +72,22 @@ class LoMaRViT(VisionTransformer):
         if not 0 < self.num_masked < window_patches**2:
             raise ValueError(f'mask_ratio={mask_ratio} masks {self.num_masked} of '
                              f'{window_patches**2} patches; it must mask some but not all')
+        # the grid the windows are drawn from (whole patches only, as forward gathers them)
+        h, w = (s // p for s, p in zip(to_2tuple(img_size), self.patch_embed.patch_size))
+        if h < window_patches or w < window_patches:
+            raise ValueError(
+                f'window_patches={window_patches}: a {window_patches}x{window_patches}-patch '
+                f'window does not fit the {h}x{w} patch grid of img_size={img_size} with '
+                f'patch_size={self.patch_size}; use img_size >= '
+                f'{window_patches * max(self.patch_embed.patch_size)} or window_patches <= '
+                f'{min(h, w)}')
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
 
     def sample_windows(self, batch, grid_hw, device):
         """(B * num_windows, K*K) batch-grid ids of the window patches (see the class doc)."""
         h, w = grid_hw
         k, n = self.window_patches, self.num_windows
-        if h < k or w < k:
+        if h < k or w < k:  # inputs of another size than img_size (built-for grid: checked)
             raise ValueError(f'a {h}x{w} patch grid cannot hold {k}x{k} windows: use larger '
                              'images or a smaller window_patches')
         if self.window_sampling == 'per_image':
