@@ -198,6 +198,18 @@ PRETRAIN['configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py'] = d
            ('BEiTMaskGenerator', dict(num_masking_patches=98))])
 
 SHORT_SIDES = [(1333, s) for s in range(480, 801, 32)]  # mmdet 3's (long, short), keep_ratio
+
+# what mmseg's MAE protocol and CAE's own ADE20K protocol share (cited at each entry below): layer
+# decay 0.65, ViT-B/16 at 512 with drop path 0.1, 2048x512 x 0.5-2.0 resize + 512 crops, sliding
+# 512 / 341 test
+ADE20K_512 = dict(
+    layer_decay=0.65,
+    backbone=dict(arch='base', patch_size=16, img_size=512, drop_path_rate=0.1, **GLOBAL_ATTN),
+    train=[('RandomResize', dict(scale=(2048, 512), ratio_range=(0.5, 2.0))),
+           ('RandomCrop', dict(crop_size=(512, 512)))],
+    test=[('Resize', dict(scale=(2048, 512)))],
+    slide=dict(crop_size=(512, 512), stride=(341, 341)))
+
 TRANSFER = {
     # ViTDet: github facebookresearch/detectron2 projects/ViTDet/configs/COCO/
     # mask_rcnn_vitdet_b_100ep.py:16,25-40 (AMP, 184375 iterations, warm-up 250 from 0.001, steps
@@ -251,13 +263,7 @@ TRANSFER = {
                     dict(type='PolyLR', eta_min=0., power=1., begin=1500, end=160000,
                          **ITERWISE)],
         optimizer=adamw(1e-4, 0.05), clip=None, base_batch=None, batch=(2, 8),
-        layer_decay=0.65,
-        backbone=dict(arch='base', patch_size=16, img_size=512, drop_path_rate=0.1,
-                      **GLOBAL_ATTN),
-        train=[('RandomResize', dict(scale=(2048, 512), ratio_range=(0.5, 2.0))),
-               ('RandomCrop', dict(crop_size=(512, 512)))],
-        test=[('Resize', dict(scale=(2048, 512)))],
-        slide=dict(crop_size=(512, 512), stride=(341, 341))),
+        **ADE20K_512),
     # CAE's ADE20K protocol: github lxtGH/CAE (first commit c67ce43) downstream_tasks/
     # semantic_segmentation/configs_local/cae/upernet/
     # upernet_cae_base_12_512_slide_160k_ade20k_pt_3e-4.py:17-58 (512, drop path 0.1, AdamW lr
@@ -271,13 +277,7 @@ TRANSFER = {
                     dict(type='PolyLR', eta_min=0., power=1., begin=0, end=160001,
                          **ITERWISE)],
         optimizer=adamw(3e-4, 0.05), clip=None, base_batch=None, batch=(2, 8),
-        layer_decay=0.65,
-        backbone=dict(arch='base', patch_size=16, img_size=512, drop_path_rate=0.1,
-                      **GLOBAL_ATTN),
-        train=[('RandomResize', dict(scale=(2048, 512), ratio_range=(0.5, 2.0))),
-               ('RandomCrop', dict(crop_size=(512, 512)))],
-        test=[('Resize', dict(scale=(2048, 512)))],
-        slide=dict(crop_size=(512, 512), stride=(341, 341))),
+        **ADE20K_512),
     # ImageNet fine-tuning, MAE's recipe (which LoMaR's README.md:71-82 runs too): github
     # facebookresearch/mae FINETUNE.md:66-78 (1024 images, blr 5e-4, 100 epochs, layer decay
     # 0.65, wd 0.05, drop path 0.1), main_finetune.py:73,76 (min lr 1e-6, warm-up 5), :287
