@@ -173,6 +173,27 @@ def config_path(profile, method, stage, protocol='default', phase=None):
     return CONFIG_ROOT / ('maect' if stage == 'maect' else cfg_method) / name
 
 
+def final_checkpoint(config):
+    """Name of the checkpoint a training config writes at its end, read from its train loop and
+    checkpoint hook as mmengine's ``CheckpointHook`` names it (``epoch_1600.pth`` for an
+    epoch-based pretraining of 1600 epochs, ``iter_25020.pth`` for an iteration-based run): the
+    file a printed launch plan hands to the next stage (``model.backbone.pretrained=``,
+    ``load_from=``)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(config))
+    loop, hook = cfg.train_cfg, cfg.default_hooks.checkpoint
+    by_epoch = hook.get('by_epoch', True)
+    if by_epoch != ('max_epochs' in loop):
+        raise ValueError(f'{config}: the checkpoint hook (by_epoch={by_epoch}) does not count in '
+                         f'the units of the train loop {dict(loop)}')
+    last = loop['max_epochs' if by_epoch else 'max_iters']
+    interval = hook.get('interval', -1)
+    if not hook.get('save_last', True) and interval > 0:
+        last -= last % interval  # the last multiple of the interval
+    template = hook.get('filename_tmpl') or ('epoch_{}.pth' if by_epoch else 'iter_{}.pth')
+    return template.format(last)
+
+
 def show_path(path):
     """A config's path as the printed commands use it: ``configs/...`` (relative to the clone's
     root, where tools/dist_train.sh runs) when the configs are a clone's, else absolute (the

@@ -307,12 +307,21 @@ def fit_attention_biases(state, own):
     return notes
 
 
+def timm_model_class(timm_state):
+    """The timm class that holds :func:`convert_to_timm`'s output: ``'Beit'``
+    (``timm.models.beit.Beit``) when it has BEiT's relative position bias tables, else
+    ``'VisionTransformer'`` (``timm.models.vision_transformer.VisionTransformer``)."""
+    return ('Beit' if any(k.endswith('attn.relative_position_bias_table') for k in timm_state)
+            else 'VisionTransformer')
+
+
 def timm_model_kwargs(timm_state, img_size=224):
     """The options of timm's ``VisionTransformer`` that hold :func:`convert_to_timm`'s output
     exactly, apart from ``num_heads`` (not in the weights): a backbone without class token needs
     ``class_token=False`` and a pooling other than 'token' (timm asserts it): 'avg' over the
     normed tokens (``fc_norm=False``) or, for a pooled-feature norm ``fc_norm``, 'avg' then
-    ``fc_norm``."""
+    ``fc_norm``. For an output in timm's ``Beit`` layout (:func:`timm_model_class`): the
+    options of ``Beit``, ``num_heads`` included (the tables have one column per head)."""
     sd = timm_state
     weight = sd['patch_embed.proj.weight']
     patch = tuple(weight.shape[-2:])
@@ -320,6 +329,17 @@ def timm_model_kwargs(timm_state, img_size=224):
               embed_dim=weight.shape[0],
               depth=len({k.split('.')[1] for k in sd if k.startswith('blocks.')}),
               mlp_ratio=sd['blocks.0.mlp.fc1.weight'].shape[0] / weight.shape[0])
+    if timm_model_class(sd) == 'Beit':
+        kw.update(num_heads=sd['blocks.0.attn.relative_position_bias_table'].shape[1],
+                  qkv_bias='blocks.0.attn.q_bias' in sd, use_abs_pos_emb='pos_embed' in sd,
+                  use_rel_pos_bias=True)
+        # any value with LayerScale (the loaded gammas replace it); 0 without it, explicitly: the
+        # beit_* entries of timm's registry default to LayerScale and create_model drops None
+        kw['init_values'] = 0.1 if 'blocks.0.gamma_1' in sd else 0.
+        # fc_norm: timm pools the patch tokens, then norms (its final norm is an Identity)
+        fc_norm = 'fc_norm.weight' in sd
+        kw.update(global_pool='avg' if fc_norm else 'token', use_fc_norm=fc_norm)
+        return kw
     if 'blocks.0.attn.qkv.bias' not in sd:
         kw['qkv_bias'] = False
     if 'blocks.0.ls1.gamma' in sd:
@@ -343,17 +363,74 @@ def _to_timm_key(key):
     return re.sub(r'^layers\.(\d+)\.', r'blocks.\1.', key)
 
 
+def _beit_grid(table_rows):
+    """The square grid (s, s) whose BEiT table has ``table_rows`` rows, (2s-1)^2 + 3, or None."""
+    side = round(((table_rows - 3)**0.5 + 1) / 2)
+    return (side, side) if (2 * side - 1)**2 + 3 == table_rows else None
+
+
+def _to_beit(sd, out, img_size):
+    """Rewrite ``out`` (timm ``VisionTransformer`` keys) in place into timm ``Beit``'s layout for
+    our backbone ``sd`` with BEiT/CAE relative position bias tables; ValueError where no ``Beit``
+    holds it exactly."""
+    from .models.backbones.vision_transformer import resample_abs_pos_embed
+    why = 'timm holds relative position bias tables only in its Beit model, which'
+    if 'cls_token' not in out:
+        raise ValueError(f'{why} always has a class token (the tables\' last 3 rows are its '
+                         'terms) and this backbone has none: no timm model computes its features')
+    if 'norm.weight' not in out and 'fc_norm.weight' not in out:
+        raise ValueError(f'{why} always ends in a LayerNorm (norm, or fc_norm after pooling) and '
+                         'this backbone has none (final_norm=False without fc_norm): no timm '
+                         'model computes its features')
+    weight = out['patch_embed.proj.weight']
+    grid = (img_size // weight.shape[-2], img_size // weight.shape[-1])
+    rows = out['blocks.0.attn.relative_position_bias_table'].shape[0]
+    if (2 * grid[0] - 1) * (2 * grid[1] - 1) + 3 != rows:
+        made = _beit_grid(rows)
+        hint = (f'pass --img-size {made[0] * weight.shape[-1]}' if made and
+                weight.shape[-1] == weight.shape[-2] else 'pass the img_size it was trained at')
+        raise ValueError(
+            f'the relative position bias tables ({rows} rows) are made for a '
+            f'{"x".join(map(str, made)) if made else "non-square"} patch grid, not the '
+            f'{grid[0]}x{grid[1]} grid of img_size {img_size}: {hint} (timm\'s Beit '
+            'resize_rel_pos_bias_table can then move them to another size)')
+    if 'pos_embed' in out and out['pos_embed'].shape[1] != 1 + grid[0] * grid[1]:
+        # a learned table on another grid: resampled as our forward does at this size
+        out['pos_embed'] = resample_abs_pos_embed(out['pos_embed'], grid)
+    for key in [k for k in out if k.startswith('blocks.')]:
+        new = re.sub(r'\.ls([12])\.gamma$', r'.gamma_\1', key)
+        if new != key:
+            out[new] = out.pop(key)
+    for q_key in [k for k in sd if re.match(r'^layers\.\d+\.attn\.q_bias$', k)]:
+        t = _to_timm_key(q_key)
+        out[t] = sd[q_key]
+        out[t[:-len('q_bias')] + 'v_bias'] = sd[q_key[:-len('q_bias')] + 'v_bias']
+        del out[t[:-len('q_bias')] + 'qkv.bias']  # the fold into a fused bias made above
+    for key in [k for k in out if k.endswith('attn.qkv.bias')]:
+        # Beit's qkv has only q and v biases: the k part changes no output (the softmax over the
+        # keys cancels a per-query constant q_i . b_k; the table terms do not involve the keys)
+        q, _, v = out.pop(key).chunk(3)
+        out[key[:-len('qkv.bias')] + 'q_bias'], out[key[:-len('qkv.bias')] + 'v_bias'] = q, v
+
+
 def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=None):
-    """Our ViT (or any supported checkpoint, converted first) -> timm ``VisionTransformer`` keys.
+    """Our ViT (or any supported checkpoint, converted first) -> timm keys: its
+    ``VisionTransformer``'s, or, for a backbone with BEiT/CAE relative position bias tables
+    (``rel_pos_bias=True``), its ``Beit``'s (:func:`timm_model_class` says which).
 
     Exact for MAE / CAE / timm-style backbones: a fixed sin-cos position embedding becomes timm's
     ``pos_embed`` for an ``img_size`` input (class-token slot zero, as in official MAE), q/v
     biases fold into ``qkv.bias`` with a zero k bias, LayerScale keeps its name (``ls1.gamma``).
     ``sincos_order`` of the fixed table: None infers it (q/v biases: CAE's order, else MAE's).
-    LoMaR's relative position tables have no timm counterpart: refused unless ``drop_rel_pos``
-    (then listed in ``dropped``). Our ``layers.N.*`` become timm's ``blocks.N.*`` (the names
-    inside a block are timm's already); a mask token (LoMaR's encoder input) has no timm
-    counterpart and is dropped.
+    In ``Beit``'s layout the tables keep their names (the same index as timm's), q/v biases stay
+    ``q_bias`` / ``v_bias`` (a fused bias gives its q and v parts; the k part changes no output),
+    LayerScale becomes ``gamma_1/2``; ``img_size`` must be the size the tables were made for.
+    A backbone that no ``Beit`` holds (no class token, no final norm) is refused (ValueError):
+    timm's ``VisionTransformer`` would silently ignore the tables.
+    LoMaR's relative position tables and ViTDet's decomposed ones have no timm counterpart:
+    refused unless ``drop_rel_pos`` (then listed in ``dropped``). Our ``layers.N.*`` become
+    timm's ``blocks.N.*`` (the names inside a block are timm's already); a mask token (LoMaR's
+    encoder input) has no timm counterpart and is dropped.
     Returns ``(timm_state_dict, dropped)``; build the timm model with :func:`timm_model_kwargs`
     (``class_token=False`` and an 'avg' pooling for a backbone without class token).
     """
@@ -367,6 +444,18 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=N
             f'the checkpoint has relative position tables ({len(rel)}, LoMaR) that timm\'s '
             'VisionTransformer cannot hold; pass drop_rel_pos=True (--drop-rel-pos) to export '
             'without them (the exported model then has no position information)')
+    # ViTDet's decomposed tables (rel_pos='decomposed'): the conversion to our keys does not keep
+    # them (they stay among the dropped keys), but they are part of the backbone
+    decomposed = [k for k in [*sd, *dropped] if re.search(r'(^|\.)attn\.rel_pos_[hw]$', k)]
+    if decomposed and not drop_rel_pos:
+        raise ValueError(
+            f"the checkpoint has ViTDet's decomposed relative position tables ({len(decomposed)},"
+            " e.g. 'attn.rel_pos_h') that neither timm's VisionTransformer nor its Beit holds "
+            "(timm's SAM ViT has such tables, with window sizes the weights do not record); "
+            'pass drop_rel_pos=True (--drop-rel-pos) to export without them')
+    for key in [k for k in decomposed if k in sd]:
+        dropped.append(key)
+        del sd[key]
     out = OrderedDict()
     for key, value in sd.items():
         if key in rel or key == 'mask_token':  # timm's VisionTransformer has no mask token
@@ -389,4 +478,6 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=N
         if 'cls_token' in out:
             emb = torch.cat([emb.new_zeros(1, emb.shape[1]), emb])
         out['pos_embed'] = emb[None]
+    if timm_model_class(out) == 'Beit':
+        _to_beit(sd, out, img_size)
     return out, dropped

@@ -5,6 +5,7 @@ UperNet (IoUMetric mIoU) -> ImageNet fine-tune and linear probe (top-1) -> MAE-C
 JSON and plots; a second run skips every finished stage."""
 import ast
 import csv
+import functools
 import json
 import re
 import subprocess
@@ -39,18 +40,76 @@ def suite(tmp_path_factory):
     return cwd, run_suite(cwd)
 
 
+# table header -> (stage, key of that stage's evaluator output, factor to the table's units):
+# tools/test.py --out (COCO AP x 100, mIoU and top-1 as they are), tools/feature_eval.py --out
+# for the MAE-CT (CT) columns; WORK_DIR/METHOD/STAGE/metrics.json after training,
+# untrained.json before
+TABLE = {
+    'APbox': ('coco', 'coco/bbox_mAP', 100), 'APmask': ('coco', 'coco/segm_mAP', 100),
+    'mIoU': ('ade', 'mIoU', 1), 'top-1 ft': ('finetune', 'accuracy/top1', 1),
+    'top-1 lin': ('linear', 'accuracy/top1', 1), 'k-NN (CT)': ('maect', 'knn/top1', 1),
+    'feat. lin. (CT)': ('maect', 'linear/top1', 1), '1-shot (CT)': ('maect', 'lowshot1/top1', 1),
+    'cluster (CT)': ('maect', 'cluster/acc', 1)}
+LOADED = re.compile(r'loaded (\d+)/(\d+) backbone tensors from (\S+)\n((?:  .*\n)*)')
+
+
+def check_table_is_the_evaluator_outputs(wd, methods):
+    """Every value of results.json, results.csv and results.md, trained and "(untrained)", is
+    the number that stage's evaluator wrote, in the table's units."""
+    results = json.loads((wd / 'results.json').read_text())
+    assert [r['method'] for r in results['rows']] == list(methods)
+    csv_rows = {r['method']: r for r in csv.DictReader(open(wd / 'results.csv'))}
+    md = (wd / 'results.md').read_text().split('\n| method | ')[1].split('\n\n')[0]
+    header, _, *lines = md.splitlines()
+    cols = ['method'] + header.rstrip(' |').split(' | ')
+    md_rows = {c[0]: dict(zip(cols, c)) for c in
+               (ln.strip('| ').split(' | ') for ln in lines)}
+    assert list(md_rows) == list(csv_rows) == list(methods)
+    for row in results['rows']:
+        method = row['method']
+        for header, (stage, key, factor) in TABLE.items():
+            out = {name: json.loads((wd / method / stage / f'{name}.json').read_text())
+                   for name in ('metrics', 'untrained')}
+            assert row['stages'][stage]['metrics'] == out['metrics']
+            assert row['stages'][stage]['untrained'] == out['untrained']
+            value, before = out['metrics'][key] * factor, out['untrained'][key] * factor
+            where = f'{method} {header}: {stage}/metrics.json {key} = {out["metrics"][key]}, ' \
+                f'untrained.json {out["untrained"][key]}'
+            assert row['metrics'][header] == pytest.approx(value), where
+            assert row['metrics'][f'{header} (untrained)'] == pytest.approx(before), where
+            assert float(csv_rows[method][header]) == pytest.approx(value), where
+            assert float(csv_rows[method][f'{header} untrained']) == pytest.approx(before), where
+            assert md_rows[method][header] == f'{value:.1f} ({before:.1f})', where
+
+
+def test_table_values_are_the_evaluator_outputs(tmp_path):
+    """The same check on stage folders as the runner leaves them, with values no scale or swap
+    can map onto each other (the synthetic runs' COCO mask AP is 0: x 100 or not)."""
+    methods, k = ('lomar', 'mae'), iter(range(1, 100))
+    for method in methods:
+        for stage in dict.fromkeys(s for s, _, _ in TABLE.values()):
+            outs = {name: {key: round(0.05 + 0.017 * next(k), 3) if stage == 'coco' else
+                           round(3.1 + 2.3 * next(k), 2)  # COCO AP in [0, 1], others in %
+                           for s, key, _ in TABLE.values() if s == stage}
+                    for name in ('metrics', 'untrained')}
+            for name, metrics in outs.items():
+                (tmp_path / method / stage).mkdir(parents=True, exist_ok=True)
+                (tmp_path / method / stage / f'{name}.json').write_text(json.dumps(metrics))
+            bm.write_json_atomic(tmp_path / method / stage / 'result.json', dict(
+                method=method, stage=stage, seconds=1., pictures=[], **outs))
+    rows = bm.aggregate_seeds({0: bm.collect(tmp_path, methods, STAGES[1:])})
+    bm.write_results(tmp_path, rows, STAGES[1:], 'synthetic')
+    check_table_is_the_evaluator_outputs(tmp_path, methods)
+
+
 def test_every_method_goes_through_every_stage(suite):
     cwd, stdout = suite
     wd = cwd / 'wd'
     results = json.loads((wd / 'results.json').read_text())
-    assert [r['method'] for r in results['rows']] == list(bm.METHODS)
+    check_table_is_the_evaluator_outputs(wd, bm.METHODS)
     for row in results['rows']:
         method = row['method']
         assert set(row['stages']) == set(STAGES)
-        for header in ('APbox', 'APmask', 'mIoU', 'top-1 ft', 'top-1 lin', 'k-NN (CT)',
-                       'feat. lin. (CT)', '1-shot (CT)', 'cluster (CT)'):
-            assert 0 <= row['metrics'][header] <= 100
-            assert 0 <= row['metrics'][header + ' (untrained)'] <= 100
         coco = row['stages']['coco']['metrics']
         assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(coco)
         # every transfer stage started from this method's own pretraining checkpoint, fully
@@ -59,15 +118,20 @@ def test_every_method_goes_through_every_stage(suite):
         for stage in STAGES[1:]:
             assert row['stages'][stage]['pretrained'] == pre_ckpt
             log = (wd / method / stage / 'train.log').read_text()
-            n, total = re.search(r'loaded (\d+)/(\d+) backbone tensors from (\S+)', log).groups()[:2]
-            assert f'from {pre_ckpt}' in log
+            (n, total, path, report), = LOADED.findall(log)
+            assert path == pre_ckpt
             # only what fine-tuning adds starts anew: fc_norm (MAE, LoMaR) and CAE's relative
             # position bias tables
-            missing = re.search(r'new \(not in the checkpoint[^)]*\): (\[.*?\])', log)
+            missing = re.search(r'new \(not in the checkpoint[^)]*\): (\[.*?\])', report)
             missing = ast.literal_eval(missing.group(1)) if missing else []
             assert int(n) + len(missing) == int(total)
             assert all(k.startswith('fc_norm.') or k.endswith('relative_position_bias_table')
                        for k in missing) and (stage == 'finetune' or not missing), missing
+            # the "(untrained)" value is this model before training (tools/test.py CONFIG none;
+            # MAE-CT: the feature evaluation of the pretraining checkpoint): the same tensors
+            # of the same checkpoint loaded
+            before = LOADED.findall((wd / method / stage / 'untrained.log').read_text())
+            assert [b[:3] for b in before] == [(n, total, pre_ckpt)], (method, stage, before)
         assert len(row['stages']['pretrain']['losses']) == 2
     table = (wd / 'results.md').read_text()
     assert re.search(r'\| lomar \| [\d.]+ \([\d.]+\) \|', table)
@@ -111,31 +175,89 @@ def test_external_checkpoint_needs_one_method(tmp_path):
     assert out.returncode == 2 and 'exactly one --methods' in out.stderr
 
 
-def test_paper_profile_without_gpu_prints_launch_commands(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / 'tools/benchmark.py'), '--profile',
-                          'paper', '--gpus', '0', '--methods', 'lomar'], cwd=tmp_path,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith('tools/dist_train.sh')]
-    assert lines[0].startswith('tools/dist_train.sh configs/lomar/lomar_vit-base-p16_8xb512')
-    assert 'configs/lomar/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py 16' in lines[1]
-    assert 'model.backbone.pretrained=work_dirs/benchmark/lomar/pretrain/' in lines[1]
-    assert not (tmp_path / 'work_dirs').exists()  # nothing was started
+@functools.cache
+def written_last(config):
+    """The checkpoint a training config writes at its end, read from the config as mmengine's
+    CheckpointHook names it: epoch_<max_epochs>.pth for an epoch-based run, iter_<max_iters>.pth
+    for an iteration-based one (save_last: the last one is written whatever the interval)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(REPO / config))
+    hook = cfg.default_hooks.checkpoint
+    assert hook.get('save_last', True) and not hook.get('filename_tmpl'), hook
+    if cfg.train_cfg.type.endswith('EpochBasedTrainLoop'):
+        assert hook.get('by_epoch', True), hook
+        return f'epoch_{cfg.train_cfg.max_epochs}.pth'
+    assert cfg.train_cfg.type.endswith('IterBasedTrainLoop') and hook.by_epoch is False
+    return f'iter_{cfg.train_cfg.max_iters}.pth'
 
 
-def test_paper_profile_runs_either_dense_protocol(tmp_path):
-    out = subprocess.run([sys.executable, str(REPO / 'tools/benchmark.py'), '--profile',
-                          'paper', '--gpus', '0', '--methods', 'mae', '--protocol', 'cae'],
+# the paper recipes: pretraining per method, transfer per stage (default and CAE dense protocol)
+PAPER_PRETRAIN = {'lomar': 'configs/lomar/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
+                  'mae': 'configs/mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
+                  'cae': 'configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py'}
+PAPER_TRANSFER = {
+    'coco': dict(default='mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py',
+                 cae='mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py'),
+    'ade': dict(default='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py',
+                cae='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py'),
+    'finetune': dict(default='vit-base-p16_8xb128-coslr-100e_in1k.py'),
+    'linear': dict(default='vit-base-p16_8xb2048-linear-coslr-90e_in1k.py')}
+
+
+def paper_plan(method, protocol, pretrained=None):
+    """The tools/dist_train.sh lines of one method's paper plan (all stages), each config run on
+    the GPUs its name says (16xb4: 16), each transfer stage from the file its pretraining writes
+    last, MAE-CT's tuning from the last file of its head phase; 'scratch' runs MAE's transfer
+    configs from random initialisation (pretrained=None) and no MAE-CT (nothing to tune)."""
+    def line(config, folder, options=''):
+        assert (REPO / config).is_file(), config
+        gpus = re.search(r'_(\d+)xb\d+', config).group(1)
+        return (f'tools/dist_train.sh {config} {gpus} --work-dir work_dirs/benchmark/{method}/'
+                f'{folder}' + (f' --cfg-options {options}' if options else ''))
+
+    lines = []
+    if pretrained is None and method != 'scratch':
+        lines.append(line(PAPER_PRETRAIN[method], 'pretrain'))
+        pretrained = (f'work_dirs/benchmark/{method}/pretrain/'
+                      + written_last(PAPER_PRETRAIN[method]))
+    for stage, names in PAPER_TRANSFER.items():
+        folder = f'{stage}-cae' if protocol in names and protocol != 'default' else stage
+        lines.append(line(f'configs/{"mae" if method == "scratch" else method}/'
+                          + names.get(protocol, names['default']), folder,
+                          f'model.backbone.pretrained={pretrained}'))
+    if method != 'scratch':
+        head = f'configs/maect/maect-{method}_vit-base-p16_8xb128-coslr-20e-head_in1k.py'
+        lines.append(line(head, 'maect/head', f'model.backbone.pretrained={pretrained}'))
+        lines.append(line(head.replace('-head_', '-tune_'), 'maect', 'load_from=work_dirs/'
+                          f'benchmark/{method}/maect/head/{written_last(head)}'))
+    return lines
+
+
+@pytest.mark.parametrize('protocol', ['default', 'cae', 'external checkpoint'])
+def test_paper_profile_without_gpu_prints_the_whole_plan(tmp_path, protocol):
+    """Without GPUs the paper profile prints every command of every stage, exactly: config, GPU
+    count, work dir, and the checkpoint each stage starts from (the file the previous run
+    actually writes last); nothing is started."""
+    methods, args = [*bm.METHODS, *bm.BASELINES], ['--protocol', protocol]
+    if protocol == 'external checkpoint':
+        methods, args = ['cae'], ['--pretrained', 'cae_pretrain_vit_base.pth']
+        (tmp_path / 'cae_pretrain_vit_base.pth').write_bytes(b'')
+    out = subprocess.run([sys.executable, str(REPO / 'tools/benchmark.py'), '--profile', 'paper',
+                          '--gpus', '0', '--methods', *methods, '--stages', *STAGES, *args],
                          cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith('tools/dist_train.sh')]
-    assert len(lines) == 3
-    assert lines[1].startswith('tools/dist_train.sh configs/mae/'
-                               'mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py 16 '
-                               '--work-dir work_dirs/benchmark/mae/coco-cae ')
-    assert lines[2].startswith('tools/dist_train.sh configs/mae/'
-                               'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py 8 '
-                               '--work-dir work_dirs/benchmark/mae/ade-cae ')
+    printed = [ln.split('\n') for ln in out.stdout.split('\n\n')]
+    plans = [[ln for ln in block if ln.startswith('tools/')] for block in printed]
+    plans = [p for p in plans if p]
+    if protocol == 'external checkpoint':  # no pretraining: every stage from the given file
+        ckpt = tmp_path / 'cae_pretrain_vit_base.pth'  # (named absolute, as the stages get it)
+        assert plans == [paper_plan('cae', 'default', str(ckpt.resolve()))]
+    else:
+        assert len(plans) == len(methods)
+        for method, plan in zip(methods, plans):
+            expected = paper_plan(method, protocol, 'None' if method == 'scratch' else None)
+            assert plan == expected, method
+    assert not (tmp_path / 'work_dirs').exists()  # nothing was started
 
 
 def test_references_only_beside_runs_of_their_protocol():

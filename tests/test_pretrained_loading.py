@@ -1,6 +1,5 @@
 """Pretrained weights into the transfer ViT: converted, adapted, reported, or refused."""
 import logging
-import re
 import subprocess
 import sys
 

@@ -1,11 +1,14 @@
-"""The lomar_transfer registry is reachable from mmpretrain, mmdet and mmseg."""
+"""The lomar_transfer registry is reachable from mmpretrain, mmdet and mmseg, whose runners
+train our backbone and evaluate the trained model."""
 import importlib
+import math
 import subprocess
 import sys
 
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from conftest import REPO, retarget
@@ -48,9 +51,26 @@ print('ok')
     assert out.stdout.strip().endswith('ok')
 
 
+# what a run reports, its range (mmdet's COCO mAP is a fraction, the others percentages), and
+# the last layer of the task head, which training must move
+METRICS = {'mmpretrain': ('accuracy/top1', 100), 'mmdet': ('coco/segm_mAP', 1),
+           'mmseg': ('mIoU', 100)}
+LAST_LAYER = {'mmpretrain': 'head.fc.weight', 'mmdet': 'roi_head.mask_head.conv_logits.weight',
+              'mmseg': 'decode_head.conv_seg.weight'}
+
+
+class Snapshot(Hook):
+    """The model's weights when training starts (after init_weights)."""
+
+    def before_train(self, runner):
+        self.state = {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+
+
 @pytest.mark.parametrize('project', PROJECTS)
 def test_runner_trains_with_project_default_scope(project, synthetic_root, tmp_path):
-    """A config with default_scope=<project> builds our backbone, trains 2 iters and evaluates."""
+    """A config with default_scope=<project> builds our backbone, trains 2 iters (which move
+    every backbone weight and the task head) and evaluates the trained model: finite metrics in
+    their range."""
     cfg = Config.fromfile(REPO / SMOKE_CONFIGS[project])  # handles custom_imports
     assert cfg.default_scope == project
     retarget(cfg._cfg_dict, 'data/synthetic', str(synthetic_root))
@@ -60,8 +80,25 @@ def test_runner_trains_with_project_default_scope(project, synthetic_root, tmp_p
     cfg.default_hooks.checkpoint.interval = 2
     runner = Runner.from_cfg(cfg)
     assert type(runner.model.backbone) is VisionTransformer
+    snapshot = Snapshot()
+    runner.register_hook(snapshot, priority='LOWEST')
     runner.train()
-    assert (tmp_path / 'iter_2.pth').is_file()
+    trained = torch.load(tmp_path / 'iter_2.pth', map_location='cpu',
+                         weights_only=False)['state_dict']
+    before = snapshot.state
+    assert trained.keys() == before.keys()
+    params = dict(runner.model.named_parameters())
+    moved = {k for k in params if not torch.equal(trained[k], before[k])}
+    backbone = {k for k in params if k.startswith('backbone.')}
+    assert backbone and backbone <= moved, sorted(backbone - moved)
+    assert LAST_LAYER[project] in moved
+    # the model evaluated is the trained one (the checkpoint's weights)
+    now = runner.model.state_dict()
+    assert all(torch.equal(now[k].cpu(), trained[k]) for k in trained)
     metrics = runner.val_loop.run()
-    expected = {'mmpretrain': 'accuracy/top1', 'mmdet': 'coco/segm_mAP', 'mmseg': 'mIoU'}[project]
-    assert expected in metrics
+    name, top = METRICS[project]
+    assert name in metrics, metrics
+    for key, value in metrics.items():
+        if isinstance(value, (int, float)):
+            assert math.isfinite(value), (key, value)
+    assert 0 <= metrics[name] <= top, metrics

@@ -94,11 +94,42 @@ install_wheel() {  # $1 = wheel; installs it and checks the ops, uninstalling ag
   return 1
 }
 
+# While the script writes into the cache (a build folder, a wheel being copied in), whatever ends it
+# (an error, Ctrl-C, kill, a closed terminal) stops the build and removes what is half-made: the
+# cache only ever holds complete wheels. The build runs in its own session, so that stopping it
+# reaches the compilers too.
+CLEANUP=() BUILD_PID=
+cleanup() {
+  if [[ -n "$BUILD_PID" ]]; then
+    kill -TERM -- "-$BUILD_PID" 2>/dev/null || kill -TERM "$BUILD_PID" 2>/dev/null || true
+    wait "$BUILD_PID" 2>/dev/null || true
+  fi
+  if (( ${#CLEANUP[@]} )); then rm -rf -- "${CLEANUP[@]}"; fi
+}
+guard() {  # $@ = what to remove if the script ends now
+  CLEANUP=("$@")
+  trap cleanup EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP
+}
+unguard() { CLEANUP=(); BUILD_PID=; trap - EXIT INT TERM HUP; }
+
+cache_wheel() {  # $1 = a complete wheel, copied ($2 = cp) or moved (mv) into the cache atomically
+  mkdir -p "$CACHE_DIR"
+  local partial="$CACHE_DIR/.$WHEEL_NAME.partial" before=("${CLEANUP[@]}")
+  guard "${before[@]}" "$partial"
+  "$2" "$1" "$partial"        # same filesystem: the final mv is atomic
+  mv "$partial" "$CACHE_DIR/$WHEEL_NAME"
+  if (( ${#before[@]} )); then CLEANUP=("${before[@]}"); else unguard; fi
+}
+
 build_mmcv() {  # builds into a temp dir inside the cache root, moves the wheel in atomically
   mkdir -p "$CACHE_ROOT"
+  # build folders of runs killed outright (SIGKILL, power loss: no cleanup ran); a build takes
+  # minutes, so a day-old one belongs to no running install
+  find "$CACHE_ROOT" -mindepth 1 -maxdepth 1 -type d -name '.build-*' -mmin +1440 \
+    -exec rm -rf {} + 2>/dev/null || true
   local work; work=$(mktemp -d "$CACHE_ROOT/.build-$KEY.XXXXXX")
-  # A half-built wheel never reaches the cache: everything lives in $work until the final mv.
-  trap 'rm -rf "$work"' EXIT
+  # A half-built wheel never reaches the cache: everything lives in $work until cache_wheel.
+  guard "$work"
   log "  downloading the mmcv $MMCV_VERSION sdist"
   "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
     "mmcv==$MMCV_VERSION" -d "$work/src"
@@ -114,25 +145,42 @@ build_mmcv() {  # builds into a temp dir inside the cache root, moves the wheel 
   local jobs="${MAX_JOBS:-$(nproc)}"
   log "  compiling mmcv ops ($CUDA_TAG, $jobs jobs, $total sources; ~15 min on 2 cores)"
   log "  full log: $work/build.log"
+  local session=; command -v setsid >/dev/null && session=setsid
   (cd "$src" && MAX_JOBS="$jobs" MMCV_WITH_OPS=1 FORCE_CUDA=$force_cuda \
-     "$PY" -m pip wheel -v --disable-pip-version-check --no-build-isolation --no-deps \
-     -w "$work/dist" . >"$work/build.log" 2>&1) &
-  local pid=$! t0; t0=$(date +%s)
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 20
+     exec ${session:+"$session"} "$PY" -m pip wheel -v --disable-pip-version-check \
+     --no-build-isolation --no-deps -w "$work/dist" . >"$work/build.log" 2>&1) &
+  BUILD_PID=$!
+  local t0; t0=$(date +%s)
+  while kill -0 "$BUILD_PID" 2>/dev/null; do
+    sleep 20 & wait $!  # (a signal interrupts `wait`, not a foreground sleep)
     local done_; done_=$(find "$src" -name '*.o' 2>/dev/null | grep -c . || true)
     log "  mmcv build: $done_/$total objects compiled, $(( $(date +%s) - t0 ))s elapsed"
   done
-  if ! wait "$pid"; then
+  local status=0; wait "$BUILD_PID" || status=$?
+  BUILD_PID=
+  if (( status )); then
     tail -n 40 "$work/build.log" >&2
     die "mmcv build failed (log above; a C++ compiler and the Python headers are required)"
   fi
   local built; built=$(ls "$work"/dist/mmcv-*.whl)
-  mkdir -p "$CACHE_DIR"
-  mv "$built" "$CACHE_DIR/.$WHEEL_NAME.partial"        # same filesystem: these two mv are atomic
-  mv "$CACHE_DIR/.$WHEEL_NAME.partial" "$CACHE_DIR/$WHEEL_NAME"
-  rm -rf "$work"; trap - EXIT
+  cache_wheel "$built" mv
+  rm -rf "$work"; unguard
   log "  cached $CACHE_DIR/$WHEEL_NAME ($(( $(date +%s) - t0 ))s)"
+}
+
+prebuilt_checksum_ok() {  # $1 = prebuilt dir: the wheel's SHA-256 is the one SHA256SUMS lists
+  local want have
+  want=$(awk -v f="$WHEEL_NAME" '$2 == f || $2 == "*" f { print tolower($1); exit }' \
+    "$1/SHA256SUMS")
+  have=$(sha256sum "$1/$WHEEL_NAME" | cut -d' ' -f1)
+  [[ -n "$want" && "$have" == "$want" ]] && return 0
+  if [[ -z "$want" ]]; then
+    log "  $1/SHA256SUMS lists no $WHEEL_NAME: not using an unverified wheel; building instead"
+  else
+    log "  checksum mismatch for $1/$WHEEL_NAME: its sha256 is $have, SHA256SUMS says $want" \
+        "(damaged or replaced file); dropping it, building instead"
+  fi
+  return 1
 }
 
 log "3/5 mmcv $MMCV_VERSION with compiled ops ($KEY)"
@@ -147,13 +195,12 @@ else
   prebuilt="${LOMAR_PREBUILT_WHEELS:-}"
   if [[ $done_mmcv == 0 && -n "$prebuilt" && "$CUDA_TAG" == cpu && -f "$prebuilt/$WHEEL_NAME" ]]; then
     log "  trying prebuilt wheel $prebuilt/$WHEEL_NAME"
-    if [[ -f "$prebuilt/SHA256SUMS" ]] && ! (cd "$prebuilt" && grep " $WHEEL_NAME\$" SHA256SUMS | sha256sum -c --quiet -); then
-      log "  checksum mismatch for $prebuilt/$WHEEL_NAME; ignoring it"
+    if [[ -f "$prebuilt/SHA256SUMS" ]] && ! prebuilt_checksum_ok "$prebuilt"; then
+      :  # dropped (prebuilt_checksum_ok says why)
     elif install_wheel "$prebuilt/$WHEEL_NAME"; then
       done_mmcv=1
-      mkdir -p "$CACHE_DIR"   # keep it in our cache too, so later installs need no prebuilt dir
-      cp "$prebuilt/$WHEEL_NAME" "$CACHE_DIR/.$WHEEL_NAME.partial"
-      mv "$CACHE_DIR/.$WHEEL_NAME.partial" "$CACHE_DIR/$WHEEL_NAME"
+      # keep it in our cache too, so later installs need no prebuilt dir
+      cache_wheel "$prebuilt/$WHEEL_NAME" cp
     fi
   fi
   if [[ $done_mmcv == 0 ]]; then

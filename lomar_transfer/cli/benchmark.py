@@ -9,7 +9,9 @@
 
 Every stage is a normal ``lomar-train`` + ``lomar-test`` run (lomar_transfer/cli/) of a config
 under ``configs/{method}/`` in ``WORK_DIR/{method}/{stage}/`` (logs, checkpoints, ``result.json``).
-Finished stages are skipped; interrupted ones resume from their last checkpoint. Outputs:
+Finished stages are skipped; interrupted ones resume from their last checkpoint (a stage stopped
+after its training only evaluates again). Transfer stages start from --pretrained, else from the
+method's pretrain stage: of this run, or finished before in WORK_DIR. Outputs:
 ``WORK_DIR/results.{md,csv,json}``, ``loss_curves.png``, ``metrics.png``.
 """
 import argparse
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import benchmark as bm
+from ..engine import atomic_write
 from ..engine.preemption import EXIT_STATUS
 from ..engine.work_dir_lock import WorkDirLock
 from ..errors import one_line_errors
@@ -32,6 +35,9 @@ from ..errors import one_line_errors
 TRAIN = 'lomar_transfer.cli.train'
 PROGRESS = re.compile(r'Iter\((train|test|val)\)\s*\[\s*(\d+)/(\d+)\].*?(?:eta: (\S+))?\s')
 LOSS = re.compile(r'\sloss: ([\d.]+|nan|inf)')
+# in a stage's folder once its training finished (holds the final checkpoint's path): a run
+# interrupted while evaluating it evaluates again without training again
+TRAINED = 'train_done'
 
 
 PREEMPTED = {status: sig.name for sig, status in EXIT_STATUS.items()}
@@ -74,7 +80,8 @@ def parse_args(argv=None):
                    choices=list(bm.STAGES))
     p.add_argument('--pretrained', help='benchmark this checkpoint (official LoMaR/MAE/CAE, '
                    'mmpretrain, timm or ours) instead of pretraining: give one method, whose '
-                   'architecture it has')
+                   'architecture it has (mmpretrain\'s MAE stores its fixed position table in '
+                   'CAE\'s order: add --cfg-options model.backbone.sincos_order=cae)')
     p.add_argument('--work-dir', default='work_dirs/benchmark')
     p.add_argument('--data-root', default=os.environ.get(DATA_ROOT_VAR, 'data/synthetic'),
                    help='synthetic profile: where the embedded data is read, and made if '
@@ -96,8 +103,16 @@ def parse_args(argv=None):
         if len(args.methods) != 1:
             p.error('--pretrained needs exactly one --methods entry (the checkpoint\'s '
                     'architecture: lomar, mae or cae)')
-        if not Path(args.pretrained).is_file():
-            p.error(f'--pretrained {args.pretrained}: file not found')
+        if args.methods == ['scratch']:
+            p.error('--pretrained with --methods scratch: scratch is the baseline without '
+                    'pretrained weights; give the checkpoint\'s architecture (lomar, mae or cae)')
+        path = Path(args.pretrained).expanduser()
+        if not path.is_file():  # one line (no usage: the options are fine, the path is not)
+            p.exit(2, f'{p.prog}: error: --pretrained {args.pretrained}: '
+                   + ('is a directory, not a checkpoint file\n' if path.is_dir() else
+                      'file not found (check the path)\n'))
+        # absolute: the stages, result.json and a resumed run from elsewhere name the same file
+        args.pretrained = str(path.resolve())
         args.stages = [s for s in args.stages if s != 'pretrain']
     return args
 
@@ -119,6 +134,7 @@ class Suite:
         self.tracking = ['--tensorboard'] if args.tensorboard else []
         self.child = self.stop = None  # the running stage; a preemption signal received
         self.env = None  # the stages' environment: the data root of the synthetic profile
+        self.pretrained = {}  # (seed, method) -> the checkpoint its transfer stages start from
         if args.profile == 'synthetic':
             self.env = dict(os.environ, **{DATA_ROOT_VAR: str(Path(args.data_root).resolve())})
         # no pretraining to tune for the random-init baseline
@@ -223,26 +239,16 @@ class Suite:
                 self.run(self.eval_cmd(method, stage, config, before, stage_dir, out,
                                        eval_options, seed), stage_dir / 'untrained.log', label)
             result['untrained'] = json.loads(out.read_text())
-        resume = (stage_dir / 'last_checkpoint').exists()
-        print(f'[{label}] {"resuming" if resume else "training"}: {result["config"]}',
-              flush=True)
-        head = bm.config_path(self.args.profile, method, stage, self.args.protocol, 'head')
-        if head is not None:  # MAE-CT's first phase, the head alone, in its own folder
-            head_dir = stage_dir / 'head'
-            if not (head_dir / 'phase_done').exists():
-                head_dir.mkdir(exist_ok=True)
-                print(f'[{label}] phase 1: {bm.show_path(head)}', flush=True)
-                head_resume = (head_dir / 'last_checkpoint').exists()
-                self.run(self.train_cmd(head, head_dir, eval_options, seed)
-                         + (['--resume'] if head_resume else []), head_dir / 'train.log', label)
-                (head_dir / 'phase_done').write_text('')
-            head_ckpt = (head_dir / 'last_checkpoint').read_text().strip()
-            train_options = [o for o in train_options if not o.startswith('model.backbone.'
-                                                                              'pretrained=')]
-            train_options.append(f'load_from={head_ckpt}')
-        cmd = self.train_cmd(config, stage_dir, train_options, seed)
-        self.run(cmd + (['--resume'] if resume else []), stage_dir / 'train.log', label)
-        ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
+        if stage != 'pretrain' and not pretrained:
+            print(f'[{label}] no pretrained weights: the backbone starts from its random '
+                  'initialisation', flush=True)
+        if (stage_dir / TRAINED).exists():  # interrupted after training: evaluate only
+            ckpt = (stage_dir / TRAINED).read_text().strip()
+            print(f'[{label}] trained before ({ckpt}): evaluating', flush=True)
+        else:
+            self.train_stage(method, stage, label, config, stage_dir, eval_options,
+                             train_options, seed)
+            ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
         result['checkpoint'] = ckpt
         if stage == 'pretrain':
             curve = bm.loss_curve(stage_dir)
@@ -266,30 +272,58 @@ class Suite:
         print(f'[{label}] done in {result["seconds"]:.0f}s {shown}', flush=True)
         return result
 
+    def train_stage(self, method, stage, label, config, stage_dir, eval_options, train_options,
+                    seed):
+        """Train one stage, resuming from its last checkpoint when a run was interrupted; marks
+        the stage's training finished (TRAINED) so that an interruption during its evaluation
+        does not train again."""
+        resume = (stage_dir / 'last_checkpoint').exists()
+        print(f'[{label}] {"resuming" if resume else "training"}: {bm.show_path(config)}',
+              flush=True)
+        head = bm.config_path(self.args.profile, method, stage, self.args.protocol, 'head')
+        if head is not None:  # MAE-CT's first phase, the head alone, in its own folder
+            head_dir = stage_dir / 'head'
+            if not (head_dir / 'phase_done').exists():
+                head_dir.mkdir(exist_ok=True)
+                print(f'[{label}] phase 1: {bm.show_path(head)}', flush=True)
+                head_resume = (head_dir / 'last_checkpoint').exists()
+                self.run(self.train_cmd(head, head_dir, eval_options, seed)
+                         + (['--resume'] if head_resume else []), head_dir / 'train.log', label)
+                (head_dir / 'phase_done').write_text('')
+            train_options = [o for o in train_options if not o.startswith('model.backbone.'
+                                                                              'pretrained=')]
+            if not resume:  # (with --resume, mmengine would resume from load_from: the head's
+                # checkpoint, restarting the tuning at the head phase's iteration)
+                head_ckpt = (head_dir / 'last_checkpoint').read_text().strip()
+                train_options.append(f'load_from={head_ckpt}')
+        cmd = self.train_cmd(config, stage_dir, train_options, seed)
+        self.run(cmd + (['--resume'] if resume else []), stage_dir / 'train.log', label)
+        atomic_write(stage_dir / TRAINED, (stage_dir / 'last_checkpoint').read_text())
+
     # ------------------------------------------------------------------ the suite
     def print_launch_plan(self):
         """The paper profile without GPUs: the exact commands, not a week-long CPU run."""
         print('No GPU here: the paper profile trains ViT-B for days on 8-16 GPUs. Run these '
               'on a GPU machine (or wrap them in tools/slurm_train.sh PARTITION JOB ...):\n')
         for method in self.args.methods:
-            ckpt = self.args.pretrained or '<pretrain checkpoint>'
+            pretrain_wd = Path(self.args.work_dir) / method / 'pretrain'
+            ckpt = None if method == 'scratch' else self.args.pretrained or (
+                pretrain_wd / bm.final_checkpoint(bm.config_path('paper', method, 'pretrain')))
             for stage in self.args.stages:
-                if method == 'scratch' and stage == 'pretrain':
-                    continue
-                config = bm.show_path(bm.config_path('paper', method, stage, self.args.protocol))
+                if (self.args.seeds[0], method, stage) not in self.jobs:
+                    continue  # (scratch: no pretraining, nothing for MAE-CT to tune)
+                config = bm.config_path('paper', method, stage, self.args.protocol)
                 gpus = bm.STAGE_CONFIGS[stage]['gpus']
                 wd = Path(self.args.work_dir) / method / bm.stage_dir_name(stage,
                                                                            self.args.protocol)
                 extra = '' if stage == 'pretrain' else (
                     f' --cfg-options model.backbone.pretrained={ckpt}')
                 head = bm.config_path('paper', method, stage, self.args.protocol, 'head')
-                if head is not None:  # MAE-CT: the head alone, then the tuning from it
+                if head is not None:  # MAE-CT: the head alone, then the tuning from its end
                     print(f'tools/dist_train.sh {bm.show_path(head)} {gpus} '
                           f'--work-dir {wd}/head{extra}')
-                    extra = f' --cfg-options load_from={wd}/head/iter_N.pth'
-                print(f'tools/dist_train.sh {config} {gpus} --work-dir {wd}{extra}')
-                if stage == 'pretrain':
-                    ckpt = f'{wd}/epoch_N.pth'
+                    extra = f' --cfg-options load_from={wd}/head/{bm.final_checkpoint(head)}'
+                print(f'tools/dist_train.sh {bm.show_path(config)} {gpus} --work-dir {wd}{extra}')
             print()
 
     def prepare_data(self):
@@ -304,20 +338,28 @@ class Suite:
 
     def pretrained_for(self, method, seed):
         """The checkpoint the transfer stages start from when this run does not pretrain:
-        --pretrained, else the method's finished pretrain stage (of this seed) in this work dir."""
-        if self.args.pretrained or 'pretrain' in self.args.stages:
-            return self.args.pretrained  # (replaced by the pretrain stage's checkpoint)
-        done = bm.read_result(bm.seed_dir(self.work_dir, seed, self.seeds) / method / 'pretrain')
+        --pretrained, else the method's finished pretrain stage (of this seed) in this work dir;
+        None for scratch, and when this run pretrains (the pretrain stage's checkpoint then)."""
+        if method == 'scratch' or self.args.pretrained or 'pretrain' in self.args.stages:
+            return self.args.pretrained if method != 'scratch' else None
+        stage_dir = bm.seed_dir(self.work_dir, seed, self.seeds) / method / 'pretrain'
+        done = bm.read_result(stage_dir)
         if done is None:
-            raise SystemExit(f'{method}: no pretrain stage in {self.work_dir} and no '
-                             '--pretrained; add the stage (--stages pretrain ...) or give a '
-                             'checkpoint')
+            where = (f'its pretrain stage in {stage_dir} did not finish'
+                     if stage_dir.is_dir() else f'no finished pretrain stage in {self.work_dir}')
+            raise SystemExit(
+                f'error: {method}: {where} and no --pretrained: run the pretrain stage first '
+                f'(add it: --stages pretrain {" ".join(self.args.stages)}) or pass '
+                '--pretrained CHECKPOINT (with one --methods entry)')
         return done['checkpoint']
 
     def main(self):
         if self.args.profile == 'paper' and self.gpus == 0:
             self.print_launch_plan()
             return
+        # before anything is made or started: a missing pretraining stops the run at once
+        self.pretrained = {(seed, m): self.pretrained_for(m, seed)
+                           for seed, m, _ in self.jobs}
         self.prepare_data()
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with WorkDirLock(self.work_dir, 'benchmark'), passing_signals_on(self):
@@ -330,7 +372,7 @@ class Suite:
               f'outputs in {self.work_dir}', flush=True)
         for seed in self.seeds:
             for method in self.args.methods:
-                pretrained = None if method == 'scratch' else self.pretrained_for(method, seed)
+                pretrained = self.pretrained.get((seed, method))
                 for stage in self.args.stages:
                     if (seed, method, stage) not in self.jobs:
                         continue
