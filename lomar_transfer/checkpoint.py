@@ -289,6 +289,23 @@ def fixed_table_for(model, grid_hw):
     return resample_abs_pos_embed(table, grid_hw, model.pretrain_grid_hw, model.num_prefix_tokens)
 
 
+def _fit_decomposed_tables(state, own):
+    """ViTDet's per-axis tables (``attn.rel_pos_h/w``) of another window or input size resized
+    linearly to the model's length, as detectron2 resizes them when it meets them
+    (``modeling/backbone/utils.py:75-86``, our ``get_rel_pos``): the loaded model computes what
+    the source computes at the new size."""
+    import torch.nn.functional as F
+    notes = []
+    for key in [k for k in state if k.endswith(('.rel_pos_h', '.rel_pos_w'))]:
+        table, want = state[key], own.get(key)
+        if want is not None and table.dim() == 2 and table.shape[1] == want.shape[1] \
+                and table.shape[0] != want.shape[0]:
+            state[key] = F.interpolate(table.t()[None].float(), size=want.shape[0],
+                                       mode='linear')[0].t().to(table.dtype)
+            notes.append(f'{key} resized linearly {table.shape[0]} -> {want.shape[0]}')
+    return notes
+
+
 def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=None):
     """Load a pretrained ViT checkpoint of any supported source into our ``VisionTransformer``.
 
@@ -339,6 +356,7 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
         state['pos_embed'] = fixed_table_for(model, model.pos_grid_hw)
         ignored.append(f'pos_embed (not stored: started from the fixed sin-cos table, '
                        f'{model.sincos_order!r} order, {model.pretrain_grid_hw} grid)')
+    resized = _fit_decomposed_tables(state, own)
     mask_token = state.get('mask_token')
     if mask_token is not None and mask_token.shape != own.get('mask_token', mask_token[:0]).shape:
         state.pop('mask_token')  # a decoder's (MAE/CAE) or a model without masking
@@ -369,7 +387,7 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     lines = [f'loaded {len(matched)}/{len(own)} backbone tensors from {path}']
     if legacy:
         lines.append(f'  migrated: {describe_migration(legacy)}')
-    lines += [f'  converted: {note}' for note in biases]
+    lines += [f'  converted: {note}' for note in biases + resized]
     if result.missing_keys:
         lines.append(f'  new (not in the checkpoint, kept at their initialisation): '
                      f'{result.missing_keys}')

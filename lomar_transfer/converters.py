@@ -19,7 +19,8 @@ _BACKBONE_KEY = re.compile(r'^(cls_token|mask_token|pos_embed|patch_embed\.proj\
                            r'|layers\.\d+\.(norm[12]|attn\.(qkv|proj)|mlp\.fc[12])\.(weight|bias)'
                            r'|layers\.\d+\.attn\.[qv]_bias|layers\.\d+\.ls[12]\.gamma'
                            r'|layers\.\d+\.attn\.rpe_k\.lookup_table_weight'
-                           r'|layers\.\d+\.attn\.relative_position_bias_table)$')
+                           r'|layers\.\d+\.attn\.relative_position_bias_table'
+                           r'|layers\.\d+\.attn\.rel_pos_[hw])$')
 
 # timm's block list (timm, official MAE / LoMaR / CAE, ours before format 3) -> ours
 _LEGACY_BLOCK = re.compile(r'^blocks\.(\d+)\.')

@@ -46,6 +46,35 @@ def test_suite_checkpoint_into_dense_task_vit(tmp_path):
     assert "dropped 1 non-backbone keys, e.g. ['head.predictor.weight']" in report
 
 
+def test_vitdet_relative_position_tables_load_and_resize(tmp_path):
+    """A ViTDet-style ViT (decomposed per-axis tables in every block, windows of 4 and one
+    global block; every tensor random) into the same ViT: every tensor arrives, features equal.
+    Into one built for 96x96 (12x12 grid: the global block's tables grow from 15 to 23 rows) the
+    tables are resized linearly as detectron2 does when it meets them (utils.py:75-86), so the
+    loaded model computes at 96 what the source computes there."""
+    kw = dict(arch=TINY, patch_size=8, pos_embed=None, with_cls_token=False, out_type='raw',
+              rel_pos='decomposed', window_size=4, global_attn_indices=(1, ))
+    src = VisionTransformer(img_size=64, **kw)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * .3)
+    path = save(tmp_path, 'vitdet.pth', {'state_dict': {f'backbone.{k}': v for k, v in
+                                                        src.state_dict().items()}, 'meta': {}})
+    same = VisionTransformer(img_size=64, pretrained=path, **kw)
+    same.init_weights()
+    for k, v in src.state_dict().items():
+        assert torch.equal(same.state_dict()[k], v), k
+    x = torch.randn(2, 3, 96, 96, generator=gen)
+    bigger = VisionTransformer(img_size=96, pretrained=path, **kw)
+    bigger.init_weights()
+    assert bigger.layers[1].attn.rel_pos_h.shape[0] == 23
+    assert torch.equal(bigger.layers[0].attn.rel_pos_h, src.layers[0].attn.rel_pos_h)  # windows
+    src.eval(), bigger.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(bigger(x)[0], src(x)[0], atol=1e-5, rtol=1e-5)
+
+
 def test_timm_style_checkpoint_pos_embed_resampled(tmp_path):
     """A timm ViT checkpoint made at 32x32 (4x4 grid) into our ViT built for 48x48 (6x6): the
     learned table is resampled bicubically (align_corners=False) with its class-token slot kept

@@ -91,7 +91,10 @@ def knn_accuracy(train_f, train_y, test_f, test_y, k=10, temperature=0.07, stand
                  test_chunk=1024, train_chunk=65536):
     """Top-1 (%) of MAE-CT's k-NN (metrics/functional/knn.py:38-87, k = 10 in eval_knn.py:90):
     standardise with the train statistics, L2-normalise, and let the k most similar train
-    images vote for their class with weight ``exp(similarity / 0.07)``.
+    images vote for their class with weight ``exp(similarity / 0.07)`` (knn.py:80-87: DINO's
+    weighting, not one vote per neighbour). The standardisation is that of the official k-NN
+    logger (loggers/knn_metrics_logger.py:83-92, ``batch_normalize=True``); the stand-alone
+    eval_knn.py:90 leaves it out: ``standardize=False``.
 
     Distributed: ``train_f``/``train_y`` are this rank's shard of the train set, ``test_f``/
     ``test_y`` the whole test set on every rank; the ranks' top-k are merged, so the result is
