@@ -147,7 +147,7 @@ def bench_pretrain(sizes, batch, peak):
 def bench_vit(batch, peak):
     import timm
 
-    from lomar_transfer.converters import convert_to_timm
+    from lomar_transfer.models.backbones.converters import convert_to_timm
     from lomar_transfer.models import VisionTransformer
     torch.manual_seed(0)
     ours = VisionTransformer(arch='base', patch_size=16, img_size=224, out_type='raw')

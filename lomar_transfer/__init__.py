@@ -4,7 +4,7 @@ Importing the package creates the ``lomar_transfer`` registries (children of mme
 which is all ``custom_imports=dict(imports=['lomar_transfer'])`` needs: the modules that register
 into them are imported lazily through the registries' ``locations``.
 """
-from . import checkpoint  # noqa: F401  (registers the safe local checkpoint loader)
+from . import fileio  # noqa: F401  (mmengine reads checkpoints safely, writes files atomically)
 from .registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: F401
                        TRANSFORMS)
 

@@ -11,6 +11,8 @@ import io
 import json
 from pathlib import Path
 
+from .fileio import atomic_write
+
 # The configs, as the package ships them (OpenMMLab's layout, what ``lomar_transfer::`` reads): a
 # link to the repository's configs/ in a clone, a copy in an installed wheel.
 CONFIG_ROOT = (Path(__file__).parent / '.mim' / 'configs').resolve()
@@ -207,7 +209,6 @@ def show_path(path):
 
 def write_json_atomic(path, obj):
     """Write JSON through a temporary file and a rename: a kill never leaves half a file."""
-    from .engine.checkpoint_hook import atomic_write
     atomic_write(path, json.dumps(obj, indent=1))
 
 
@@ -394,7 +395,6 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
             md.append(f"| {ref['method']} | {ref['column']} | {ref['value']:.1f} | "
                       f"{ref['protocol']} | {target}, {epochs} ep | {ref['source']} |")
     text = '\n'.join(md) + '\n'
-    from .engine.checkpoint_hook import atomic_write
     atomic_write(work_dir / 'results.md', text)  # all three: a kill or a full disk never
     table = io.StringIO(newline='')               # leaves half a file
     writer = csv.DictWriter(table, fieldnames=list(dict.fromkeys(k for r in csv_rows for k in r)))

@@ -14,7 +14,8 @@ import torch
 from mmengine.runner.checkpoint import load_checkpoint
 
 from conftest import REPO, format2_names
-from lomar_transfer.checkpoint import CheckpointError, check_fit, read_checkpoint
+from lomar_transfer.engine.runner import check_fit
+from lomar_transfer.fileio import CheckpointError, read_checkpoint
 from lomar_transfer.models import VisionTransformer
 
 TINY = dict(embed_dims=32, depth=2, num_heads=2, mlp_hidden_dims=64)

@@ -7,7 +7,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from lomar_transfer.checkpoint import load_local_checkpoint
+from lomar_transfer.fileio import load_local_checkpoint
 
 
 class RunsCode:
@@ -50,7 +50,8 @@ def test_missing_checkpoint_names_the_file(tmp_path):
     ``pretrained=``."""
     from mmengine.runner.checkpoint import load_checkpoint
 
-    from lomar_transfer.checkpoint import MissingCheckpointError, load_pretrained_backbone
+    from lomar_transfer.fileio import MissingCheckpointError
+    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
     from lomar_transfer.models import VisionTransformer
     missing = str(tmp_path / 'nope.pth')
     for load in (lambda: CheckpointLoader.load_checkpoint(missing),

@@ -211,7 +211,7 @@ def test_a_full_disk_while_saving_keeps_the_last_checkpoint(pretrain, tmp_path):
 
 
 def test_a_failed_results_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from lomar_transfer.engine import WriteError, atomic_write
+    from lomar_transfer.fileio import WriteError, atomic_write
     target = tmp_path / 'results.json'
     atomic_write(target, '{"old": 1}')
 

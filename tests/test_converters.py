@@ -10,8 +10,9 @@ import logging
 import pytest
 import torch
 
-from lomar_transfer.checkpoint import CheckpointError, load_pretrained_backbone
-from lomar_transfer.converters import convert_to_lomar_vit, detect_source
+from lomar_transfer.fileio import CheckpointError
+from lomar_transfer.models.backbones.converters import convert_to_lomar_vit, detect_source
+from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
 from lomar_transfer.models.backbones import LoMaRViT, VisionTransformer
 
 # a small ViT: width, heads, MLP width, patch, grid side, depth; decoder width of MAE

@@ -16,7 +16,7 @@ from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 from mmpose.structures import PoseDataSample
 
-from lomar_transfer.converters import convert_mmpretrain
+from lomar_transfer.models.backbones.converters import convert_mmpretrain
 from lomar_transfer.models.backbones import VisionTransformer
 
 VITPOSE_B = osp.join(osp.dirname(mmpose.__file__), '.mim', 'configs', 'body_2d_keypoint',

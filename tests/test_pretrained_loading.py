@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import REPO, format2_names
-from lomar_transfer.checkpoint import load_pretrained_backbone
+from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
 from lomar_transfer.models import CAEPretrainViT, VisionTransformer
 
 TINY = dict(embed_dims=32, depth=2, num_heads=2, mlp_hidden_dims=64)

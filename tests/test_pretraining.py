@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO
-from lomar_transfer.converters import convert_to_lomar_vit
+from lomar_transfer.models.backbones.converters import convert_to_lomar_vit
 from lomar_transfer.models import VisionTransformer
 from lomar_transfer.registry import MODELS
 

@@ -87,7 +87,7 @@ def test_vitdet_backbone_equals_detectron2(tmp_path, size):
 
 
 def test_vitdet_backbone_starts_from_the_pretrained_table_and_reports_new_tables(tmp_path):
-    from lomar_transfer.checkpoint import load_pretrained_backbone
+    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
     path, official = mae_release(tmp_path)
     vit = VisionTransformer(**backbone_cfg(VITDET, img_size=160, pretrain_img_size=112,
                                            window_size=4, global_attn_indices=(1, 3)))
@@ -308,8 +308,8 @@ def test_each_protocol_loads_each_methods_pretraining(tmp_path, method, leaf):
     the protocol's new tensors start anew, and a learned table starts from the method's fixed
     one (CAE's in CAE's channel order)."""
     import lomar_transfer.models as models
-    from lomar_transfer.checkpoint import load_pretrained_backbone
-    from lomar_transfer.models.backbones.vision_transformer import sincos_pos_embed_2d
+    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
+    from lomar_transfer.models.backbones.pos_embed import sincos_pos_embed_2d
     from mmengine.runner import save_checkpoint
     pre = perturb_(getattr(models, PRETRAIN[method])(arch=ARCH, patch_size=16, img_size=112))
     path = tmp_path / 'pretrain.pth'

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from lomar_transfer.models.backbones import VisionTransformer
-from lomar_transfer.models.backbones.vision_transformer import (resample_abs_pos_embed,
-                                                                sincos_pos_embed_2d)
+from lomar_transfer.models.backbones.pos_embed import resample_abs_pos_embed, sincos_pos_embed_2d
 
 TINY = dict(embed_dims=32, depth=3, num_heads=2, mlp_hidden_dims=64)
 

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .. import benchmark as bm
-from ..engine import atomic_write
+from ..fileio import atomic_write
 from ..engine.preemption import EXIT_STATUS
 from ..engine.work_dir_lock import WorkDirLock
 from ..errors import one_line_errors

@@ -19,8 +19,7 @@ from mmengine.config import DictAction
 from mmengine.dist import broadcast
 from mmengine.model import is_model_wrapper
 
-from ..checkpoint import MissingCheckpointError
-from ..engine import atomic_write
+from ..fileio import MissingCheckpointError, atomic_write
 from ..errors import one_line_errors
 from ..utils import build_runner, load_config
 

@@ -18,10 +18,9 @@ import os
 
 import torch
 
-from ..checkpoint import CheckpointError, read_checkpoint
-from ..converters import (CONVERTERS, WRITER, convert_to_lomar_vit, describe_migration,
+from ..fileio import CheckpointError, atomic_write, read_checkpoint
+from ..models.backbones.converters import (CONVERTERS, WRITER, convert_to_lomar_vit, describe_migration,
                           detect_source, legacy_format)
-from ..engine.checkpoint_hook import atomic_write
 from ..errors import one_line_errors
 
 

@@ -20,9 +20,8 @@ import io
 
 import torch
 
-from ..checkpoint import CheckpointError, read_checkpoint
-from ..converters import convert_to_timm, timm_model_class, timm_model_kwargs
-from ..engine.checkpoint_hook import atomic_write
+from ..fileio import CheckpointError, atomic_write, read_checkpoint
+from ..models.backbones.converters import convert_to_timm, timm_model_class, timm_model_kwargs
 from ..errors import one_line_errors
 
 

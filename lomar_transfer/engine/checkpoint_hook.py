@@ -3,59 +3,19 @@
 mmengine 0.10.7 writes a checkpoint in place and, with ``max_keep_ckpts``, deletes the oldest
 one *before* writing the new one; ``last_checkpoint`` is rewritten in place too. A kill during a
 save can therefore leave a partial file, no complete checkpoint, or a ``last_checkpoint`` naming a
-partial file. Here every local write goes to a temporary file that is renamed over the target
-(atomic on POSIX), and old checkpoints are pruned only after the new one and ``last_checkpoint``
-are complete. Every config names this hook instead of mmengine's (same arguments;
-``configs/_base_/safety.py``).
+partial file. Here every local write is atomic (:func:`lomar_transfer.fileio.atomic_write`,
+mmengine's local backend once ``lomar_transfer`` is imported), and old checkpoints are pruned only
+after the new one and ``last_checkpoint`` are complete. Every config names this hook instead of
+mmengine's (same arguments; ``configs/_base_/safety.py``).
 """
-import os
 import os.path as osp
 
 from mmengine.dist import is_main_process
-from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 
-from ..errors import UserError
+from ..fileio import WriteError, atomic_write
 from ..registry import HOOKS
 from .hooks import ExactResumeHook
-
-
-class WriteError(UserError, OSError):
-    """A file could not be written (disk full, quota, permissions); nothing was replaced."""
-
-
-def atomic_write(path, data):
-    """Write bytes or text to ``path`` through a temporary file and a rename: ``path`` is either
-    its old content or the new one, never a part. A failed write (ENOSPC, EACCES, ...) removes
-    the temporary file and raises :class:`WriteError`."""
-    path = str(path)
-    tmp = f'{path}.tmp{os.getpid()}'
-    try:
-        os.makedirs(osp.dirname(path) or '.', exist_ok=True)
-        with open(tmp, 'wb' if isinstance(data, bytes) else 'w') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        kept = 'its previous content is unchanged' if osp.exists(path) else 'nothing was written'
-        raise WriteError(f'could not write {path}: {e.strerror or e} ({kept}); free space or '
-                         'fix the permissions there') from e
-
-
-class AtomicLocalBackend(LocalBackend):
-    """mmengine's local file backend with atomic ``put`` / ``put_text`` (checkpoints, dumps)."""
-
-    def put(self, obj, filepath):
-        atomic_write(filepath, obj)
-
-    def put_text(self, obj, filepath, encoding='utf-8'):
-        atomic_write(filepath, obj.encode(encoding))
-
-
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')  # '' = plain paths
 
 
 @HOOKS.register_module()

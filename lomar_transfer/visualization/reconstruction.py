@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..converters import legacy_block_keys, rename_legacy_block
+from ..models.backbones.converters import legacy_block_keys, rename_legacy_block
 
 GREY = 128  # masked patches, and the target where a method defines none (outside LoMaR windows)
 TITLES = ('input', 'masked', 'reconstruction', 'target')

@@ -4,6 +4,7 @@ import os.path as osp
 import torch
 from torch import nn
 
+from ...fileio import load_local_checkpoint
 from ...registry import MODELS
 
 
@@ -30,7 +31,6 @@ class DALLETokenizer(nn.Module):
                 'Offline, use the pixel-target CAE configs (cae_..._pixel...).')
         from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
         self.encoder = MMPRETRAIN_MODELS.build(dict(type='DALL-E'))
-        from lomar_transfer.checkpoint import load_local_checkpoint
         state = load_local_checkpoint(weights, map_location='cpu')
         state = state.get('state_dict', state)
         missing, unexpected = self.encoder.load_state_dict(state, strict=False)

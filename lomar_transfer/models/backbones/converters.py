@@ -13,6 +13,11 @@ Checkpoints of ours written before format 3 named it ``blocks`` (timm's); they c
 import re
 from collections import OrderedDict
 
+import torch
+
+from ...fileio import unwrap_checkpoint
+from .pos_embed import resample_abs_pos_embed, sincos_pos_embed_2d
+
 # keys of our ViT: what a converted state dict may contain
 _BACKBONE_KEY = re.compile(r'^(cls_token|mask_token|pos_embed|patch_embed\.proj\.(weight|bias)'
                            r'|(fc_)?norm\.(weight|bias)'
@@ -58,14 +63,6 @@ _CAE_RULES = [
     (r'^blocks\.(\d+)\.gamma_2$', r'layers.\1.ls2.gamma'),
     *_TIMM_RULES,
 ]
-
-
-def unwrap_checkpoint(ckpt):
-    """The state dict inside a checkpoint file's dict ('state_dict', 'model' or 'module')."""
-    for key in ('state_dict', 'model', 'module'):
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
-            return ckpt[key]
-    return ckpt
 
 
 def _convert(state_dict, rules=(), prefix=None):
@@ -283,7 +280,6 @@ def fit_attention_biases(state, own):
     the keys cancels a per-query constant (the relative position terms are added to the logits
     and do not involve the keys). ``q_bias`` / ``v_bias`` into a model with a fused bias become
     ``qkv.bias`` with a zero k part, which is what the q/v-bias model computes."""
-    import torch
     split, folded, k_max = 0, 0, 0.
     for key in [k for k in state if k.endswith('attn.qkv.bias')]:
         p = key[:-len('qkv.bias')]
@@ -374,7 +370,6 @@ def _to_beit(sd, out, img_size):
     """Rewrite ``out`` (timm ``VisionTransformer`` keys) in place into timm ``Beit``'s layout for
     our backbone ``sd`` with BEiT/CAE relative position bias tables; ValueError where no ``Beit``
     holds it exactly."""
-    from .models.backbones.vision_transformer import resample_abs_pos_embed
     why = 'timm holds relative position bias tables only in its Beit model, which'
     if 'cls_token' not in out:
         raise ValueError(f'{why} always has a class token (the tables\' last 3 rows are its '
@@ -435,9 +430,6 @@ def convert_to_timm(state_dict, img_size=224, drop_rel_pos=False, sincos_order=N
     Returns ``(timm_state_dict, dropped)``; build the timm model with :func:`timm_model_kwargs`
     (``class_token=False`` and an 'avg' pooling for a backbone without class token).
     """
-    import torch
-
-    from .models.backbones.vision_transformer import sincos_pos_embed_2d
     sd, dropped = convert_to_lomar_vit(state_dict)
     rel = [k for k in sd if k.endswith('rpe_k.lookup_table_weight')]
     if rel and not drop_rel_pos:
