@@ -376,6 +376,7 @@ def markdown(res):
 
 
 def main():
+    from lomar_transfer.fileio import atomic_write  # (after the sys.path entry above)
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--sections', nargs='+', default=['gemm', 'pretrain', 'vit', 'dense', 'roi'])
     p.add_argument('--sizes', nargs='+', type=int, default=[224, 384, 448, 512])
@@ -406,7 +407,7 @@ def main():
     res['max_rss_gib_parent'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     if Path(args.out).exists():  # keep the sections not re-run this time
         res = {**json.loads(Path(args.out).read_text()), **res}
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    atomic_write(args.out, json.dumps(res, indent=1))
     print('\n' + markdown(res))
     print(f'\nwritten {args.out} in {res["wall_seconds"]:.0f}s')
 

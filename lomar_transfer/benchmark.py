@@ -409,6 +409,15 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
     return text
 
 
+def _save_figure(fig, path):
+    """A figure as PNG through :func:`atomic_write`: a kill never leaves half a picture."""
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=110)
+    plt.close(fig)
+    atomic_write(path, buf.getvalue())
+
+
 def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default', seeds=(0, )):
     """loss_curves.png (one panel per stage, one line per method and seed) and metrics.png (bars
     per method: the mean, with the standard deviation and each seed's value when there are
@@ -437,8 +446,7 @@ def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default'
             ax.grid(alpha=.3)
         axes[0][0].legend()
         fig.tight_layout()
-        fig.savefig(work_dir / 'loss_curves.png', dpi=110)
-        plt.close(fig)
+        _save_figure(fig, work_dir / 'loss_curves.png')
         written.append(work_dir / 'loss_curves.png')
     headers = [h for s, _, h, _ in COLUMNS if s in stages
                and any(h in r['metrics'] for r in rows)]
@@ -468,7 +476,6 @@ def plot_results(work_dir, rows, stages, profile='synthetic', protocol='default'
             ax.grid(axis='y', alpha=.3)
         axes[0][0].legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(work_dir / 'metrics.png', dpi=110)
-        plt.close(fig)
+        _save_figure(fig, work_dir / 'metrics.png')
         written.append(work_dir / 'metrics.png')
     return written

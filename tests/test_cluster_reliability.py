@@ -277,3 +277,38 @@ def test_a_training_run_refuses_a_running_benchmarks_dir(pretrain, synthetic_roo
     assert bench.returncode == 143, out[-2000:]
     assert 'stopped by SIGTERM after a checkpoint; run the same command again' in out
     assert (work / 'mae/pretrain/last_checkpoint').exists()
+
+
+def test_every_results_file_survives_a_failed_write(tmp_path, monkeypatch):
+    """The table (md, csv, json), the plots and the pictures are all written atomically: when
+    the disk fills while they are rewritten, each keeps its previous content and no temporary
+    file is left (matplotlib's and OpenCV's own writers would leave half a PNG)."""
+    import numpy as np
+
+    from lomar_transfer import benchmark as bm
+    from lomar_transfer.fileio import WriteError
+    from lomar_transfer.visualization.reconstruction import VisualizationError, save_grid
+
+    def rows(ap):
+        return bm.aggregate_seeds({0: [dict(method='mae', metrics={'APbox': ap, 'mIoU': 20.},
+                                            stages={'coco': dict(seconds=6.)})]})
+
+    bm.write_results(tmp_path, rows(30.), ['coco', 'ade'], 'synthetic')
+    bm.plot_results(tmp_path, rows(30.), ['coco', 'ade'])
+    panels = [np.full((8, 8, 3), v, np.uint8) for v in (0, 90, 180)]
+    save_grid(str(tmp_path / 'pictures' / 'grid.png'), panels, titles=None)
+    before = {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()}
+    assert {p.name for p in before} == {'results.md', 'results.csv', 'results.json',
+                                        'metrics.png', 'grid.png'}
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, 'fsync', no_space)
+    with pytest.raises(WriteError, match='No space left on device'):
+        bm.write_results(tmp_path, rows(40.), ['coco', 'ade'], 'synthetic')
+    with pytest.raises(WriteError, match='metrics.png: No space left'):
+        bm.plot_results(tmp_path, rows(40.), ['coco', 'ade'])
+    with pytest.raises(VisualizationError, match='grid.png: No space left'):
+        save_grid(str(tmp_path / 'pictures' / 'grid.png'), panels[::-1], titles=None)
+    assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before

@@ -289,7 +289,7 @@ class Suite:
                 head_resume = (head_dir / 'last_checkpoint').exists()
                 self.run(self.train_cmd(head, head_dir, eval_options, seed)
                          + (['--resume'] if head_resume else []), head_dir / 'train.log', label)
-                (head_dir / 'phase_done').write_text('')
+                atomic_write(head_dir / 'phase_done', '')
             train_options = [o for o in train_options if not o.startswith('model.backbone.'
                                                                               'pretrained=')]
             if not resume:  # (with --resume, mmengine would resume from load_from: the head's

@@ -25,6 +25,7 @@ from mmengine.runner import Runner
 from ..evaluation import (clustering_scores, extract_features, knn_accuracy,
                           linear_probe_accuracy, logistic_regression_accuracy, low_shot_indices,
                           read_split_file, split_indices)
+from ..fileio import atomic_write
 from ..utils import load_config
 
 
@@ -117,7 +118,7 @@ def main(argv=None):
     if dist.get_rank() == 0:
         print(json.dumps(res, indent=1))
         if args.out:
-            Path(args.out).write_text(json.dumps(res, indent=1))
+            atomic_write(args.out, json.dumps(res, indent=1))
 
 
 if __name__ == '__main__':

@@ -23,7 +23,6 @@ was trained on raw pixels (``PRETRAIN.md:20``: for visualisation, turn off ``--n
 import contextlib
 import copy
 import inspect
-import os
 import os.path as osp
 import pickle
 import re
@@ -36,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..fileio import WriteError, atomic_write
 from ..models.backbones.converters import legacy_block_keys, rename_legacy_block
 
 GREY = 128  # masked patches, and the target where a method defines none (outside LoMaR windows)
@@ -412,7 +412,11 @@ def compose_grid(panels, titles=None, scale=1):
 def save_grid(path, panels, titles=TITLES, scale=1):
     """Write :func:`compose_grid` as a PNG (folders created); returns the grid."""
     grid = compose_grid(panels, titles, scale)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    if not cv2.imwrite(path, np.ascontiguousarray(grid[..., ::-1])):
-        raise VisualizationError(f'cannot write {path}: check that its folder is writable')
+    ok, png = cv2.imencode('.png', np.ascontiguousarray(grid[..., ::-1]))
+    if not ok:
+        raise VisualizationError(f'cannot encode {path} as PNG')
+    try:
+        atomic_write(path, png.tobytes())
+    except WriteError as e:
+        raise VisualizationError(str(e)) from e
     return grid
