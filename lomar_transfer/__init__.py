@@ -5,8 +5,7 @@ which is all ``custom_imports=dict(imports=['lomar_transfer'])`` needs: the modu
 into them are imported lazily through the registries' ``locations``.
 """
 from . import fileio  # noqa: F401  (mmengine reads checkpoints safely, writes files atomically)
-from .registry import (DATASETS, HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,  # noqa: F401
-                       TRANSFORMS)
+from .registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS  # noqa: F401
 
 import _lomar_transfer_scope  # noqa: F401,E402  (lomar_transfer:: configs, if the .pth is absent)
 

@@ -51,6 +51,20 @@ print('ok')
     assert out.stdout.strip().endswith('ok')
 
 
+def test_every_registry_holds_something():
+    """A registry of ours that nothing registers into (there were empty DATASETS and TRANSFORMS)
+    only makes a type lookup under our scope fall through with a warning."""
+    from mmengine.registry import Registry
+
+    from lomar_transfer import registry
+    registries = {name: r for name, r in vars(registry).items()
+                  if isinstance(r, Registry) and r.scope == registry.SCOPE}
+    assert set(registries) == {'MODELS', 'HOOKS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'RUNNERS'}
+    for name, r in registries.items():
+        r.import_from_location()
+        assert len(r.module_dict) > 0, f'{name} holds nothing'
+
+
 # what a run reports, its range (mmdet's COCO mAP is a fraction, the others percentages), and
 # the last layer of the task head, which training must move
 METRICS = {'mmpretrain': ('accuracy/top1', 100), 'mmdet': ('coco/segm_mAP', 1),
