@@ -146,3 +146,17 @@ def test_window_targets_equal_mmpretrain_targets_of_the_same_patches():
     expected = full[torch.arange(3)[:, None], ids.flatten(1)].view(6, 9, -1)
     ids = (ids + 36 * torch.arange(3).view(3, 1, 1)).view(6, 9)  # batch-grid ids
     torch.testing.assert_close(head.window_targets(img, ids), expected)
+
+
+@pytest.mark.parametrize('norm_pix', [True, False])
+def test_cae_pixel_target_is_mmpretrains_mae_target(norm_pix):
+    """CAE's pixel target (every patch) and LoMaR's window targets share one gather and one
+    normalisation; both equal mmpretrain's MAE target (patchify order, norm_pix)."""
+    from mmpretrain.models.heads import MAEPretrainHead
+
+    from lomar_transfer.models.target_generators import PixelTarget
+    mae = MAEPretrainHead(loss=dict(type='mmpretrain.PixelReconstructionLoss', criterion='L2'),
+                          norm_pix=norm_pix, patch_size=8)
+    img = torch.randn(2, 3, 48, 48)
+    torch.testing.assert_close(PixelTarget(patch_size=8, norm_pix=norm_pix)(img),
+                               mae.construct_target(img))

@@ -5,22 +5,8 @@ from mmengine.utils import to_2tuple
 from torch import nn
 
 from ...registry import MODELS
+from ..patches import gather_patches
 from .vision_transformer import VisionTransformer
-
-
-def gather_patches(img, patch_ids, patch_size, channels_last):
-    """(N, K, C*p*p) pixels of the patches ``patch_ids`` (N, K) of a batch ``img`` (B, C, H, W),
-    each id indexing the batch's patch grids laid end to end (``image * h * w + row * w + col``).
-    The grid is a view of the images: only the chosen patches are copied. Pixel order: (C, p, p)
-    as a patch-embedding weight flattens, or (p, p, C) with ``channels_last`` as MAE's
-    patchify."""
-    b, c, hh, ww = img.shape
-    h, w = hh // patch_size, ww // patch_size
-    grid = img[:, :, :h * patch_size, :w * patch_size].reshape(b, c, h, patch_size, w,
-                                                                patch_size)
-    grid = grid.permute(0, 2, 4, 3, 5, 1) if channels_last else grid.permute(0, 2, 4, 1, 3, 5)
-    image, patch = patch_ids // (h * w), patch_ids % (h * w)
-    return grid[image, patch // w, patch % w].flatten(2)
 
 
 WINDOW_SAMPLINGS = ('per_image', 'official')

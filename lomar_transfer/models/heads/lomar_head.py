@@ -3,7 +3,7 @@ from mmpretrain.models.heads import MAEPretrainHead
 from torch import nn
 
 from ...registry import MODELS
-from ..backbones.lomar_vit import gather_patches
+from ..patches import gather_patches, normalise_patch_pixels
 
 
 @MODELS.register_module()
@@ -45,11 +45,7 @@ class LoMaRHead(MAEPretrainHead):
         normalised over its pixels with ``norm_pix`` (as ``construct_target`` does for all
         patches): the rest of the image is never copied."""
         target = gather_patches(img, patch_ids, self.patch_size, channels_last=True)
-        if self.norm_pix:
-            mean = target.mean(dim=-1, keepdim=True)
-            var = target.var(dim=-1, keepdim=True)
-            target = (target - mean) / (var + 1.e-6)**.5
-        return target
+        return normalise_patch_pixels(target) if self.norm_pix else target
 
     def loss(self, pred, img, mask, patch_ids):
         """pred: (B*W, K*K, D); img: (B, 3, H, W); mask: (B*W, K*K); patch_ids: (B*W, K*K)

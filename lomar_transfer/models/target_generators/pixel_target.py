@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from ...registry import MODELS
+from ..patches import all_patch_ids, gather_patches, normalise_patch_pixels
 
 
 @MODELS.register_module()
@@ -17,10 +18,7 @@ class PixelTarget(nn.Module):
 
     @torch.no_grad()
     def forward(self, img):
-        b, c, h, w = img.shape
-        p = self.patch_size
-        x = img.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
-        x = x.reshape(b, (h // p) * (w // p), p * p * c)
-        if self.norm_pix:
-            x = (x - x.mean(-1, keepdim=True)) / (x.var(-1, keepdim=True) + 1e-6)**.5
-        return x
+        b, _, h, w = img.shape
+        ids = all_patch_ids(b, (h // self.patch_size, w // self.patch_size), img.device)
+        x = gather_patches(img, ids, self.patch_size, channels_last=True)
+        return normalise_patch_pixels(x) if self.norm_pix else x
