@@ -1,6 +1,6 @@
-"""Performance measurements of the suite (measurements, never pass/fail tests).
+"""Speed and memory measurements of the suite (measurements, never pass/fail tests).
 
-    .venv/bin/python benchmarks/run_benchmarks.py [--sections gemm pretrain vit dense roi]
+    .venv/bin/python benchmarks/measure_speed.py [--sections gemm pretrain vit dense roi]
                                                   [--out benchmarks/results.json]
 
 Writes the JSON and prints the Markdown tables kept in benchmarks/README.md. Every timing is the
