@@ -235,3 +235,29 @@ def test_checkpoint_of_format_2_is_migrated(tmp_path):
     report = report_of(
         lambda logger: load_pretrained_backbone(VisionTransformer(**cfg), path, logger=logger))
     assert 'migrated' not in report and 'loaded 31/31' in report
+
+
+def test_pretrained_may_name_a_training_work_dir(tmp_path):
+    """pretrained=WORK_DIR loads the checkpoint its last_checkpoint names (also when the folder
+    was moved since); a folder without one, or naming a missing file, is one clear error."""
+    src = VisionTransformer(arch=TINY, img_size=32, patch_size=8)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.normal_()
+    run = tmp_path / 'run'
+    run.mkdir()
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()},
+                'meta': {}}, run / 'iter_20.pth')
+    torch.save({'state_dict': {}}, run / 'iter_10.pth')  # an older one: not the one loaded
+    (run / 'last_checkpoint').write_text('/elsewhere/when/trained/run/iter_20.pth')
+    dst = VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=str(run))
+    dst.init_weights()
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+    (run / 'last_checkpoint').write_text(str(run / 'iter_30.pth'))
+    with pytest.raises(FileNotFoundError, match=r'its last_checkpoint names .*iter_30.pth, '
+                       'which does not exist'):
+        VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=str(run)).init_weights()
+    (run / 'last_checkpoint').unlink()
+    with pytest.raises(FileNotFoundError, match='is a directory without last_checkpoint'):
+        VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=str(run)).init_weights()

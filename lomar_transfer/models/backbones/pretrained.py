@@ -1,10 +1,12 @@
 """Pretrained weights of any supported release into our ``VisionTransformer``: converted,
 adapted (position tables, attention biases), reported, or refused with the reason."""
+import os.path as osp
+
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from ...fileio import CheckpointError, read_checkpoint
+from ...fileio import CheckpointError, MissingCheckpointError, read_checkpoint
 from .converters import (convert_to_lomar_vit, describe_migration, fit_attention_biases,
                          legacy_format)
 from .pos_embed import SINCOS_ORDERS, resample_abs_pos_embed, sincos_pos_embed_2d
@@ -72,6 +74,27 @@ def _fit_decomposed_tables(state, own):
     return notes
 
 
+def resolve_pretrained(path):
+    """``pretrained=`` names a checkpoint file, or the work dir of a training run: then the
+    checkpoint its ``last_checkpoint`` names (mmengine writes it after every save), so a config
+    can point at a pretraining run without knowing its schedule's last file name."""
+    path = osp.expanduser(str(path))
+    if not osp.isdir(path):
+        return path
+    last = osp.join(path, 'last_checkpoint')
+    if not osp.isfile(last):
+        raise MissingCheckpointError(path, 'is a directory without last_checkpoint (no run saved '
+                                     'a checkpoint there yet): name a checkpoint file, or the '
+                                     'work dir of a run that saved one')
+    name = open(last).read().strip()
+    if not osp.isfile(name) and osp.isfile(osp.join(path, osp.basename(name))):
+        name = osp.join(path, osp.basename(name))  # the run's folder was moved or copied
+    if not osp.isfile(name):
+        raise MissingCheckpointError(path, f'its last_checkpoint names {name}, which does not '
+                                     'exist: name a checkpoint file instead')
+    return name
+
+
 def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=None):
     """Load a pretrained ViT checkpoint of any supported source into our ``VisionTransformer``.
 
@@ -85,6 +108,7 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     (:func:`.converters.fit_attention_biases`): a fused ``qkv.bias`` loads into ``q_bias`` /
     ``v_bias`` and the reverse.
     """
+    path = resolve_pretrained(path)
     ckpt = read_checkpoint(path, 'cpu', missing_hint='check the path '
                            '(model.backbone.pretrained / init_cfg.checkpoint)')
     try:

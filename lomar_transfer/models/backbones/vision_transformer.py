@@ -302,7 +302,8 @@ class VisionTransformer(BaseModule):
         frozen_stages: freeze (no gradient, eval mode) the embeddings and the first
             ``frozen_stages`` blocks; ``depth`` freezes the whole backbone (linear probing).
         pretrained: checkpoint to load in ``init_weights`` (any source of
-            :mod:`.converters`), with ``pretrained_source`` ('auto' by default).
+            :mod:`.converters`), with ``pretrained_source`` ('auto' by default); or a training
+            work dir, whose ``last_checkpoint`` is loaded.
             ``init_cfg=dict(type='Pretrained', checkpoint=...)`` is treated the same way.
     """
 
