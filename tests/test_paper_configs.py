@@ -560,3 +560,30 @@ def test_benchmark_gpus_match_the_recipes():
             seen.add(rel(path))
             assert RECIPES[rel(path)]['batch'][1] == bm.STAGE_CONFIGS[stage]['gpus'], path
     assert seen - set(RECIPES) == set()
+
+
+def local_bases(path):
+    """Every config of this repository that ``path`` inherits, at any depth."""
+    import ast
+    found = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', '') == '_base_'
+                                                for t in node.targets):
+            names = ast.literal_eval(node.value)
+            for name in [names] if isinstance(names, str) else names:
+                if '::' not in name:
+                    base = (path.parent / name).resolve()
+                    found += [base, *local_bases(base)]
+    return found
+
+
+def test_paper_configs_inherit_no_toy_config():
+    """A paper-scale config must not inherit a synthetic or smoke one: changing the toy profile
+    would silently change a published protocol."""
+    toy = ('synthetic', 'smoke', 'cpu')
+    papers = [p for p in (REPO / 'configs').rglob('*.py')
+              if '_base_' not in p.parts and not any(t in p.name for t in toy)]
+    assert len(papers) > 30
+    wrong = [f'{p.relative_to(REPO)} inherits {b.relative_to(REPO)}' for p in papers
+             for b in local_bases(p) if any(t in b.name for t in toy)]
+    assert not wrong, '\n'.join(wrong)
