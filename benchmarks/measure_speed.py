@@ -32,8 +32,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from lomar_transfer.fileio import atomic_write
+
+REPO = Path(__file__).resolve().parents[1]  # the configs; the package is the installed one
 
 
 def median_time(fn, warmup=1, repeats=3):
@@ -184,58 +185,76 @@ def bench_vit(batch, peak):
     return out
 
 
-DENSE_CHILD = r'''
-import resource, sys, time, json, torch
-sys.path.insert(0, {repo!r})
-from mmengine.config import Config
-from mmengine.model import revert_sync_batchnorm
-from mmengine.registry import DefaultScope, MODELS
-import lomar_transfer  # noqa
-cfg = Config.fromfile({config!r})
-cfg.model.backbone.pretrained = None
-for k, v in {options!r}.items():
-    cfg.model.backbone[k] = v
-with DefaultScope.overwrite_default_scope(cfg.default_scope):
-    model = MODELS.build(cfg.model)
-    model = revert_sync_batchnorm(model).train()
-    size, batch = {size}, {batch}
-    if cfg.default_scope == 'mmdet':
-        from mmdet.structures import DetDataSample
-        from mmengine.structures import InstanceData
-        from mmdet.structures.mask import BitmapMasks
-        samples = []
-        for _ in range(batch):
-            s = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
-                                            ori_shape=(size, size), scale_factor=(1., 1.),
-                                            batch_input_shape=(size, size)))
-            boxes = torch.tensor([[100., 120., 400., 380.], [500., 500., 900., 800.]])
-            masks = torch.zeros(2, size, size, dtype=torch.uint8)
-            for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
-                masks[i, y1:y2, x1:x2] = 1
-            s.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([1, 2]),
-                                          masks=BitmapMasks(masks.numpy(), size, size))
-            samples.append(s)
-    else:
-        from mmseg.structures import SegDataSample
-        from mmengine.structures import PixelData
-        samples = []
-        for _ in range(batch):
-            s = SegDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
-                                            ori_shape=(size, size)))
-            s.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, size, size)))
-            samples.append(s)
-    x = torch.randn(batch, 3, size, size)
-    optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    times = []
-    for _ in range(2):
-        t = time.perf_counter()
-        loss, _ = model.parse_losses(model.loss(x, samples))
-        loss.backward()
-        optim.step(); optim.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - t)
-print(json.dumps(dict(peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-                      seconds_per_step=times[-1])))
-'''
+def dense_child(config, size, batch, options):
+    """One training step of a paper-sized dense model (run in a fresh process: its peak memory
+    is the step's own)."""
+    from mmengine.config import Config
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, DefaultScope
+
+    import lomar_transfer  # noqa: F401
+    cfg = Config.fromfile(config)
+    cfg.model.backbone.pretrained = None
+    for k, v in options.items():
+        cfg.model.backbone[k] = v
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        model = revert_sync_batchnorm(model).train()
+        samples = (_detection_samples if cfg.default_scope == 'mmdet' else
+                   _segmentation_samples)(size, batch)
+        x = torch.randn(batch, 3, size, size)
+        optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        times = []
+        for _ in range(2):
+            t = time.perf_counter()
+            loss, _ = model.parse_losses(model.loss(x, samples))
+            loss.backward()
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - t)
+    return dict(peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+                seconds_per_step=times[-1])
+
+
+def _detection_samples(size, batch):
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    samples = []
+    for _ in range(batch):
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
+                                        ori_shape=(size, size), scale_factor=(1., 1.),
+                                        batch_input_shape=(size, size)))
+        boxes = torch.tensor([[100., 120., 400., 380.], [500., 500., 900., 800.]])
+        masks = torch.zeros(2, size, size, dtype=torch.uint8)
+        for i, (x1, y1, x2, y2) in enumerate(boxes.int().tolist()):
+            masks[i, y1:y2, x1:x2] = 1
+        s.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([1, 2]),
+                                      masks=BitmapMasks(masks.numpy(), size, size))
+        samples.append(s)
+    return samples
+
+
+def _segmentation_samples(size, batch):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for _ in range(batch):
+        s = SegDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
+                                        ori_shape=(size, size)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 150, (1, size, size)))
+        samples.append(s)
+    return samples
+
+
+def in_fresh_process(name, **kwargs):
+    """``CHILDREN[name](**kwargs)`` run by this script in a new interpreter: (result, None) or
+    (None, the error's last line)."""
+    out = subprocess.run([sys.executable, __file__, '--child', name, json.dumps(kwargs)],
+                         capture_output=True, text=True)
+    if out.returncode:
+        return None, (out.stderr.strip().splitlines() or ['no output'])[-1]
+    return json.loads(out.stdout.strip().splitlines()[-1]), None
 
 
 def bench_dense():
@@ -250,13 +269,9 @@ def bench_dense():
     ]
     rows = []
     for name, config, size, batch, options in runs:
-        code = DENSE_CHILD.format(repo=str(REPO), config=str(REPO / config), size=size,
-                                  batch=batch, options=options)
-        out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-        if out.returncode:
-            rows.append(dict(name=name, error=out.stderr.strip().splitlines()[-1]))
-        else:
-            rows.append(dict(name=name, **json.loads(out.stdout.strip().splitlines()[-1])))
+        result, error = in_fresh_process('dense', config=str(REPO / config), size=size,
+                                         batch=batch, options=options)
+        rows.append(dict(name=name, error=error) if error else dict(name=name, **result))
         print(f'  {rows[-1]}', flush=True)
     return rows
 
@@ -281,31 +296,29 @@ def bench_roi():
     return out
 
 
-KNN_CHILD = '''
-import json, resource, sys, time
-sys.path.insert(0, {repo!r})
-import torch
-from lomar_transfer.evaluation import knn_accuracy
-g = torch.Generator().manual_seed(0)
-train = torch.randn({n_train}, {dims}, generator=g)
-train_y = torch.randint(0, 1000, ({n_train}, ), generator=g)
-test = torch.randn({n_test}, {dims}, generator=g)
-test_y = torch.randint(0, 1000, ({n_test}, ), generator=g)
-features_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-t = time.perf_counter()
-acc = knn_accuracy(train, train_y, test, test_y, k=10)
-sec = time.perf_counter() - t
-print(json.dumps(dict(seconds=sec, top1=acc, features_rss_gib=features_gib,
-                      peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)))
-'''
+def knn_child(n_train, n_test, dims):
+    """MAE-CT's k-NN on random features (in a fresh process: peak memory of its own)."""
+    from lomar_transfer.evaluation import knn_accuracy
+    g = torch.Generator().manual_seed(0)
+    train = torch.randn(n_train, dims, generator=g)
+    train_y = torch.randint(0, 1000, (n_train, ), generator=g)
+    test = torch.randn(n_test, dims, generator=g)
+    test_y = torch.randint(0, 1000, (n_test, ), generator=g)
+    features_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    t = time.perf_counter()
+    acc = knn_accuracy(train, train_y, test, test_y, k=10)
+    sec = time.perf_counter() - t
+    return dict(seconds=sec, top1=acc, features_rss_gib=features_gib,
+                peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+
+
+CHILDREN = dict(dense=dense_child, knn=knn_child)
 
 
 def bench_knn(n_train=1281167, n_test=2048, dims=768, full_test=50000):
-    code = KNN_CHILD.format(repo=str(REPO), n_train=n_train, n_test=n_test, dims=dims)
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    if out.returncode:
-        return dict(error=out.stderr.strip().splitlines()[-1])
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r, error = in_fresh_process('knn', n_train=n_train, n_test=n_test, dims=dims)
+    if error:
+        return dict(error=error)
     r.update(n_train=n_train, n_test=n_test, dims=dims, full_test=full_test,
              seconds_full_test=r['seconds'] * full_test / n_test,
              gflops=2 * n_train * n_test * dims / r['seconds'] / 1e9,
@@ -376,7 +389,9 @@ def markdown(res):
 
 
 def main():
-    from lomar_transfer.fileio import atomic_write  # (after the sys.path entry above)
+    if sys.argv[1:2] == ['--child']:  # in_fresh_process
+        print(json.dumps(CHILDREN[sys.argv[2]](**json.loads(sys.argv[3]))))
+        return
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--sections', nargs='+', default=['gemm', 'pretrain', 'vit', 'dense', 'roi'])
     p.add_argument('--sizes', nargs='+', type=int, default=[224, 384, 448, 512])
