@@ -78,3 +78,30 @@ def test_cae_dalle_config_fails_without_tokenizer_weights(tmp_path):
     from mmpretrain.registry import MODELS
     with pytest.raises(FileNotFoundError, match='dalle_encoder.pth.*pixel-target'):
         MODELS.build(cfg.model)
+
+
+def test_no_mask_is_none_in_every_pretraining_view():
+    """mask=None is "no masking" in all three pretraining views (mmpretrain's value): each is
+    then exactly the plain ViT with the same weights; any other value that is not a mask is
+    refused instead of being taken for one (False used to mean "no mask" in two of them)."""
+    from lomar_transfer.models import (CAEPretrainViT, LoMaRViT, MAEPretrainViT,
+                                       VisionTransformer)
+    tiny = dict(arch=dict(embed_dims=32, depth=2, num_heads=2, mlp_hidden_dims=64),
+                img_size=32, patch_size=8)  # (the views output raw tokens)
+    x = torch.randn(2, 3, 32, 32)
+    views = {LoMaRViT: dict(rel_pos=True, pos_embed=None, window_patches=3),
+             MAEPretrainViT: dict(pos_embed='sincos'),
+             CAEPretrainViT: dict(pos_embed='sincos', sincos_order='cae', qkv_bias='qv',
+                                  layer_scale_init_value=0.1)}
+    for cls, kw in views.items():
+        torch.manual_seed(0)
+        view = cls(**tiny, **kw)
+        plain = VisionTransformer(**tiny, out_type='raw', **kw if cls is not LoMaRViT else
+                                  dict(rel_pos=True, pos_embed=None))
+        missing, unexpected = plain.load_state_dict(view.state_dict(), strict=False)
+        assert not missing and all('mask_token' in k for k in unexpected), (cls, unexpected)
+        view.eval(), plain.eval()
+        torch.testing.assert_close(view(x, mask=None)[0], plain(x)[0])
+        for wrong in ((False, 0) if cls is not CAEPretrainViT else (True, False)):
+            with pytest.raises(ValueError, match=f'mask={wrong!r}; pass'):
+                view(x, mask=wrong)

@@ -31,6 +31,9 @@ class CAEPretrainViT(VisionTransformer):
     def forward(self, x, mask=None):
         if mask is None:
             return super().forward(x)
+        if not torch.is_tensor(mask):
+            raise ValueError(f'CAE pretraining view: mask={mask!r}; pass the (B, h*w) boolean '
+                             'mask from the mask generator, or mask=None for the plain ViT')
         tokens, grid_hw = self.patch_embed(x)
         if grid_hw != self.grid_hw:
             raise ValueError(f'CAE pretraining expects a {self.grid_hw} patch grid (img_size), '

@@ -6,7 +6,7 @@ from torch import nn
 
 from ...registry import MODELS
 from ..patches import gather_patches
-from .vision_transformer import VisionTransformer
+from .vision_transformer import VisionTransformer, check_mask_flag
 
 
 WINDOW_SAMPLINGS = ('per_image', 'official')
@@ -33,7 +33,7 @@ class LoMaRViT(VisionTransformer):
         one window position, ``num_windows`` times with different masks: the known bug that the
         per-image sampler fixes.
 
-    With ``mask=False``/None it is the plain ViT (same weights, same keys), as used for transfer.
+    With ``mask=None`` it is the plain ViT (same weights, same keys), as used for transfer.
 
     Returns (with ``mask=True``):
         latent: (B * num_windows, 1 + K*K, C) normalised encoder output.
@@ -101,8 +101,9 @@ class LoMaRViT(VisionTransformer):
         return torch.zeros_like(noise).scatter_(1, masked, 1.)
 
     def forward(self, x, mask=True):
-        if not mask:
+        if mask is None:
             return super().forward(x)
+        check_mask_flag(mask, 'LoMaR')
         b, _, hh, ww = x.shape
         p, k = self.patch_size, self.window_patches
         grid_hw = (hh // p, ww // p)

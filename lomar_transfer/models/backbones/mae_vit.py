@@ -2,7 +2,7 @@
 import torch
 
 from ...registry import MODELS
-from .vision_transformer import VisionTransformer
+from .vision_transformer import VisionTransformer, check_mask_flag
 
 
 @MODELS.register_module()
@@ -12,7 +12,7 @@ class MAEPretrainViT(VisionTransformer):
 
     Returns ``(latent, mask, ids_restore)`` as mmpretrain's ``MAEViT`` does, so mmpretrain's
     ``MAE``, ``MAEPretrainDecoder`` and ``MAEPretrainHead`` train it unchanged. With
-    ``mask=None``/False it is the plain ViT (same keys), as used for transfer.
+    ``mask=None`` it is the plain ViT (same keys), as used for transfer.
     """
 
     def __init__(self, mask_ratio=0.75, pos_embed='sincos', linear_init='xavier_uniform',
@@ -40,8 +40,9 @@ class MAEPretrainViT(VisionTransformer):
         return x, mask.gather(1, ids_restore), ids_restore
 
     def forward(self, x, mask=True):
-        if mask is None or mask is False:
+        if mask is None:
             return super().forward(x)
+        check_mask_flag(mask, 'MAE')
         tokens, grid_hw = self.patch_embed(x)
         pos = self.abs_pos_embed(grid_hw)
         if pos is not None:

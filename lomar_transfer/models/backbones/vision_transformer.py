@@ -21,6 +21,15 @@ from .pretrained import load_pretrained_backbone
 from .relative_position import ContextualKeyRPE, decomposed_rel_pos_bias
 from ..necks.vit_feature_pyramid import ViTFeaturePyramid
 
+def check_mask_flag(mask, method):
+    """The pretraining views take ``mask=None`` for "no masking" (mmpretrain's value: its
+    ``MAE.extract_feat`` passes None; ``MAEViT``'s ``mask is None or False`` is only ever None)
+    and ``True`` to draw their own masks; CAE's takes the mask tensor itself."""
+    if mask is not True:
+        raise ValueError(f'{method} pretraining view: mask={mask!r}; pass mask=True to mask, or '
+                         'mask=None for the plain ViT')
+
+
 # name -> (embed_dims, depth, num_heads, mlp hidden dims)
 ARCH_SETTINGS = {
     'tiny': (192, 12, 3, 768),
