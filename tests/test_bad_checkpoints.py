@@ -163,6 +163,7 @@ def transfer_config(tmp_path, synthetic_root):
 
 @pytest.mark.parametrize('kind, message', [('truncated', 'is truncated (1000 bytes'),
                                            ('wider', "another model's weights")])
+@pytest.mark.slow
 def test_tools_test(kind, message, transfer_config, tmp_path):
     path = make(kind, tmp_path)
     out = run('tools/test.py', transfer_config, path, '--work-dir', tmp_path / 'work',
@@ -173,6 +174,7 @@ def test_tools_test(kind, message, transfer_config, tmp_path):
 
 @pytest.mark.parametrize('kind, message', [('empty', 'is empty (0 bytes)'),
                                            ('resnet', 'cannot be resumed')])
+@pytest.mark.slow
 def test_resume_from_a_bad_last_checkpoint(kind, message, transfer_config, tmp_path):
     path = make(kind, tmp_path)
     work = tmp_path / 'work'
@@ -188,6 +190,7 @@ def test_resume_from_a_bad_last_checkpoint(kind, message, transfer_config, tmp_p
 @pytest.mark.parametrize('option, kind, message', [
     ('load_from', 'text', 'is a text file'),
     ('model.backbone.pretrained', 'random', 'is not a PyTorch checkpoint')])
+@pytest.mark.slow
 def test_train_from_a_bad_file(option, kind, message, transfer_config, tmp_path):
     path = make(kind, tmp_path)
     out = run('tools/train.py', transfer_config, '--work-dir', tmp_path / 'work',
@@ -200,6 +203,7 @@ def test_train_from_a_bad_file(option, kind, message, transfer_config, tmp_path)
     ('to_lomar_vit', 'zip', 'is a zip archive but not a PyTorch checkpoint'),
     ('to_lomar_vit', 'list', 'not weights'),
     ('to_timm', 'resnet', 'is this a ViT checkpoint?')])
+@pytest.mark.slow
 def test_converters(tool, kind, message, tmp_path):
     path = make(kind, tmp_path)
     out = run(f'tools/model_converters/{tool}.py', path, tmp_path / 'out.pth')

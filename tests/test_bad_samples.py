@@ -74,6 +74,7 @@ CASES = [('imagenet', 'img_path', 'jpg'), ('coco', 'img_path', 'jpg'), ('ade', '
 
 
 @pytest.mark.parametrize('kind,key,suffix', CASES)
+@pytest.mark.slow
 def test_training_replaces_and_records_bad_samples(kind, key, suffix, synthetic_root, tmp_path):
     root = copy_root(synthetic_root, tmp_path, kind)
     bad = first_paths(kind, root, 2, key)
@@ -94,6 +95,7 @@ def test_training_replaces_and_records_bad_samples(kind, key, suffix, synthetic_
 
 
 @pytest.mark.parametrize('kind,key,suffix', CASES)
+@pytest.mark.slow
 def test_evaluation_stops_at_a_bad_file(kind, key, suffix, synthetic_root, tmp_path):
     root = copy_root(synthetic_root, tmp_path, kind)
     bad = first_paths(kind, root, 2, key, split='val')
@@ -237,6 +239,7 @@ TRAIN = ('train_cfg.max_iters=2', 'val_cfg=None', 'val_dataloader=None', 'val_ev
 
 
 @pytest.mark.parametrize('kind,workers', [('imagenet', 2), ('coco', 0), ('ade', 0)])
+@pytest.mark.slow
 def test_training_run_skips_and_lists_bad_samples(kind, workers, synthetic_root, tmp_path):
     root = copy_root(synthetic_root, tmp_path, kind)
     bad = first_paths(kind, root, 2)
@@ -255,6 +258,7 @@ def test_training_run_skips_and_lists_bad_samples(kind, workers, synthetic_root,
     assert all(f'bad sample skipped: {path}: ' in logfile.read_text() for path in bad)
 
 
+@pytest.mark.slow
 def test_training_run_stops_past_the_bound(synthetic_root, tmp_path):
     root = copy_root(synthetic_root, tmp_path, 'imagenet')
     bad = first_paths('imagenet', root, 2)
@@ -269,6 +273,7 @@ def test_training_run_stops_past_the_bound(synthetic_root, tmp_path):
     assert not list((tmp_path / 'w').glob('*.pth'))
 
 
+@pytest.mark.slow
 def test_evaluation_run_stops_naming_the_file(synthetic_root, tmp_path):
     root = copy_root(synthetic_root, tmp_path, 'imagenet')
     bad = first_paths('imagenet', root, 2, split='test')

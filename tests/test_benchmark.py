@@ -102,6 +102,7 @@ def test_table_values_are_the_evaluator_outputs(tmp_path):
     check_table_is_the_evaluator_outputs(tmp_path, methods)
 
 
+@pytest.mark.slow
 def test_every_method_goes_through_every_stage(suite):
     cwd, stdout = suite
     wd = cwd / 'wd'
@@ -158,6 +159,7 @@ def test_every_method_goes_through_every_stage(suite):
         assert not stages['linear']['pictures']
 
 
+@pytest.mark.slow
 def test_second_run_skips_finished_stages(suite):
     cwd, _ = suite
     ckpt = cwd / 'wd/mae/coco/iter_2.pth'
@@ -167,6 +169,7 @@ def test_second_run_skips_finished_stages(suite):
     assert 'training:' not in stdout and ckpt.stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_external_checkpoint_needs_one_method(tmp_path):
     ckpt = tmp_path / 'x.pth'
     ckpt.write_bytes(b'')
@@ -234,6 +237,7 @@ def paper_plan(method, protocol, pretrained=None):
 
 
 @pytest.mark.parametrize('protocol', ['default', 'cae', 'external checkpoint'])
+@pytest.mark.slow
 def test_paper_profile_without_gpu_prints_the_whole_plan(tmp_path, protocol):
     """Without GPUs the paper profile prints every command of every stage, exactly: config, GPU
     count, work dir, and the checkpoint each stage starts from (the file the previous run
@@ -281,6 +285,7 @@ def test_references_only_beside_runs_of_their_protocol():
         assert ref['source'] and ref['protocol'] and len(ref['pretraining']) == 2
 
 
+@pytest.mark.slow
 def test_several_seeds_give_mean_std_and_only_real_differences(tmp_path):
     """Per-seed results -> mean ± sd per method; a difference is reported only when Welch's test
     on the per-seed values says it exceeds the noise (APbox here), not when the spread covers it
@@ -315,6 +320,7 @@ def test_several_seeds_give_mean_std_and_only_real_differences(tmp_path):
     assert '| lomar | 30.1 | - | 20.0 | 1.5 min |' in one
 
 
+@pytest.mark.slow
 def test_seeds_run_every_stage_per_seed(tmp_path):
     make_all(tmp_path / 'data/synthetic', seed=0, coco=dict(num_train=2, num_val=1),
              ade20k=dict(num_train=4, num_val=2),

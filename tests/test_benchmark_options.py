@@ -26,6 +26,7 @@ from official_models import OfficialViT, mae_sincos_table, perturb_
 from test_official_equivalence import official_checkpoint, our_checkpoint
 
 
+@pytest.mark.slow
 def test_data_root_outside_the_working_directory(tmp_path, synthetic_root):
     cwd = tmp_path / 'elsewhere'  # no data/ here: the stage must read --data-root
     cwd.mkdir()
@@ -261,6 +262,7 @@ def pretrained_run(tmp_path_factory, small_root):
 
 
 @pytest.mark.parametrize('name', list(FORMATS))
+@pytest.mark.slow
 def test_pretrained_checkpoint_of_each_format_is_what_the_stage_trains(pretrained_run, name):
     cwd, method, path, expected, _ = pretrained_run(name)
     stage = cwd / 'wd' / method / 'ade'
@@ -278,6 +280,7 @@ def test_pretrained_checkpoint_of_each_format_is_what_the_stage_trains(pretraine
         assert torch.equal(trained[key], value), key
 
 
+@pytest.mark.slow
 def test_pretrained_file_not_found(tmp_path):
     missing = tmp_path / 'no/such.pth'
     out = benchmark(tmp_path, tmp_path / 'data', '--methods', 'mae', '--stages', 'ade',
@@ -288,6 +291,7 @@ def test_pretrained_file_not_found(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing made: no data, no work dir, no stage
 
 
+@pytest.mark.slow
 def test_scratch_baseline_loads_no_weights(tmp_path, small_root):
     # the file MAE's ADE20K config names as its pretrained= (the CPU pretraining's default work
     # dir): present, as after a run of that config, so that a scratch stage that kept the
@@ -313,6 +317,7 @@ def test_scratch_baseline_loads_no_weights(tmp_path, small_root):
     assert re.search(r'^\| scratch \| [\d.]+ \([\d.]+\) \| [\d.]+ min \|$', table, re.M), table
 
 
+@pytest.mark.slow  # its fixture runs the benchmark
 def test_no_untrained_skips_the_evaluation_before_training(pretrained_run):
     cwd, method, _, _, stdout = pretrained_run('mae-official')
     stage = cwd / 'wd' / method / 'ade'
@@ -327,6 +332,7 @@ def test_no_untrained_skips_the_evaluation_before_training(pretrained_run):
 
 
 # ---------------------------------------------------------------- transfer without a pretrain stage
+@pytest.mark.slow
 def test_transfer_without_pretraining_names_the_fix(tmp_path):
     out = benchmark(tmp_path, tmp_path / 'data', '--methods', 'mae', '--stages', 'ade',
                     '--work-dir', 'wd')
@@ -407,6 +413,7 @@ def resumed(tmp_path_factory, small_root):
     return cwd, seen
 
 
+@pytest.mark.slow
 def test_resume_after_sigterm_in_pretraining(resumed):
     cwd, seen = resumed
     stage = cwd / 'wd/mae/pretrain'
@@ -432,6 +439,7 @@ def test_resume_after_sigterm_in_pretraining(resumed):
     assert (cwd / 'wd/loss_curves.png').read_bytes()[:4] == b'\x89PNG'
 
 
+@pytest.mark.slow  # its fixture runs the benchmark
 def test_resume_after_sigterm_in_the_untrained_evaluation(resumed):
     cwd, seen = resumed
     stopped = seen['untrained stopped']
@@ -450,6 +458,7 @@ def test_resume_after_sigterm_in_the_untrained_evaluation(resumed):
     assert result['checkpoint'] == f'{stage}/iter_4.pth'
 
 
+@pytest.mark.slow
 def test_resume_between_training_and_testing(resumed, small_root):
     """ADE20K trained, its test not run (result and metrics gone), and the same work dir run
     with the transfer stages alone: ADE20K is tested without training again, the new stage

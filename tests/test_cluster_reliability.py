@@ -69,6 +69,7 @@ def pretrain(synthetic_root, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------ preemption
+@pytest.mark.slow
 def test_sigusr1_checkpoints_and_a_relaunch_resumes_on_its_own(pretrain, tmp_path):
     config, reference = pretrain
     work = tmp_path / 'w'
@@ -83,6 +84,7 @@ def test_sigusr1_checkpoints_and_a_relaunch_resumes_on_its_own(pretrain, tmp_pat
     assert_same_weights(reference, work / 'iter_6.pth')
 
 
+@pytest.mark.slow
 def test_sigterm_inside_an_epoch_resumes_inside_it(synthetic_root, tmp_path):
     """An epoch-based run stopped mid-epoch: the checkpoint is an iteration one, and the
     relaunch re-reads the epoch's done batches instead of training on them again."""
@@ -108,6 +110,7 @@ def test_sigterm_inside_an_epoch_resumes_inside_it(synthetic_root, tmp_path):
     assert sorted(p.name for p in work.glob('*.pth')) == ['epoch_2.pth']
 
 
+@pytest.mark.slow
 def test_sigterm_to_dist_train_stops_both_ranks_and_resumes(pretrain, tmp_path):
     config, _ = pretrain
     dist = ['bash', 'tools/dist_train.sh', str(config), '2', '--work-dir']
@@ -154,6 +157,7 @@ def test_slurm_train_asks_for_the_signal_and_requeues(tmp_path):
 
 # ------------------------------------------------------------------------------ broken rank
 @pytest.mark.parametrize('how', ['raise', 'kill'])
+@pytest.mark.slow
 def test_a_failing_rank_ends_every_rank(how, pretrain, tmp_path):
     config, _ = pretrain
     (tmp_path / 'fail_rank.py').write_text(
@@ -181,6 +185,7 @@ def test_a_failing_rank_ends_every_rank(how, pretrain, tmp_path):
 
 
 # ------------------------------------------------------------------------------ full disk
+@pytest.mark.slow
 def test_a_full_disk_while_saving_keeps_the_last_checkpoint(pretrain, tmp_path):
     config, reference = pretrain
     work = tmp_path / 'w'
@@ -227,6 +232,7 @@ def test_a_failed_results_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------ one run per dir
+@pytest.mark.slow
 def test_a_second_run_in_the_same_work_dir_refuses(pretrain, synthetic_root, tmp_path):
     config, _ = pretrain
     work = tmp_path / 'w'
@@ -255,6 +261,7 @@ def test_a_second_run_in_the_same_work_dir_refuses(pretrain, synthetic_root, tmp
     assert (work / 'run.lock').read_text() == ''  # released on a normal end
 
 
+@pytest.mark.slow
 def test_a_training_run_refuses_a_running_benchmarks_dir(pretrain, synthetic_root, tmp_path):
     config, _ = pretrain
     work = tmp_path / 'w'

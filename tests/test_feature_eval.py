@@ -148,6 +148,7 @@ def test_knn_votes_are_weighted_by_exp_similarity_over_0_07():
     assert knn_accuracy(train, labels, test, torch.tensor([0]), temperature=100., **kw) == 100
 
 
+@pytest.mark.slow
 def test_knn_sharded_over_two_ranks_equals_one_process(tmp_path):
     script = tmp_path / 'knn_ranks.py'
     script.write_text(f'''

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from conftest import REPO
@@ -41,6 +42,7 @@ default_hooks = dict(checkpoint=dict(interval=4), logger=dict(interval=1))
     return work_dir
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path, synthetic_root):
     one = train(tmp_path, synthetic_root, 'one', batch_size=8)
     two = train(tmp_path, synthetic_root, 'two', batch_size=4, nproc=2)
@@ -103,6 +105,7 @@ default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict
                           weights_only=False)['state_dict'] for i in (1, 2, 4)}, work_dir
 
 
+@pytest.mark.slow
 def test_maect_two_gloo_processes_match_one_process(tmp_path, synthetic_root):
     """MAE-CT on two gloo processes (4 images each) trains like one process with the 8 images:
     the support queue gathers both ranks' projections (the nearest neighbours are looked up in
@@ -167,6 +170,7 @@ def test_slurm_scripts_call_srun(tmp_path):
     assert args[-4:] == [CONFIG, 'c.pth', '--launcher', 'slurm']
 
 
+@pytest.mark.slow
 def test_dist_test_untrained_matches_one_process(tmp_path, synthetic_root):
     """tools/dist_test.sh CONFIG none N initialises the model inside its DDP wrapper (and the
     same weights on every rank): the metrics of two gloo processes equal one process's."""

@@ -157,6 +157,7 @@ def test_head_phase_trains_only_the_head_then_the_encoder_too():
 TUNING_NOISE = {'knn/top1': 2.5, 'linear/top1': 2.5, 'lowshot5/top1': 2.}
 
 
+@pytest.mark.slow
 def test_contrastive_tuning_beats_as_long_a_continued_mae_pretraining(tmp_path, monkeypatch):
     """A 60-iteration MAE is the starting point of two 100-iteration runs: MAE-CT (the synthetic
     config: 20 head-only + 80 tuning iterations) and the control, the same MAE pretraining

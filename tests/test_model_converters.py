@@ -43,6 +43,7 @@ def our_checkpoint(tmp_path, **opts):
 
 
 @pytest.mark.parametrize('style', list(STYLES))
+@pytest.mark.slow
 def test_export_to_timm_gives_the_same_features(style, tmp_path):
     ours_opts, timm_opts = STYLES[style]
     vit, src = our_checkpoint(tmp_path, **ours_opts)
@@ -71,6 +72,7 @@ def test_export_to_timm_gives_the_same_features(style, tmp_path):
         assert all(torch.equal(back[k], theirs[k]) for k in theirs)
 
 
+@pytest.mark.slow
 def test_lomar_relative_tables_are_not_silently_dropped(tmp_path):
     _, src = our_checkpoint(tmp_path, pos_embed=None, rel_pos=True)
     rc, log = tool('to_timm', src, tmp_path / 'timm.pth')
@@ -79,6 +81,7 @@ def test_lomar_relative_tables_are_not_silently_dropped(tmp_path):
     assert rc == 0 and 'dropped 2 keys' in log and 'lookup_table_weight' in log
 
 
+@pytest.mark.slow
 def test_converter_refuses_non_vit_checkpoints(tmp_path):
     torch.save({'state_dict': {'conv1.weight': torch.zeros(8, 3, 7, 7)}}, tmp_path / 'r.pth')
     rc, log = tool('to_lomar_vit', tmp_path / 'r.pth', tmp_path / 'out.pth')

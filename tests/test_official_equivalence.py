@@ -53,6 +53,7 @@ def both_loaders(tmp_path, src, cls=VisionTransformer, **kw):
 
 
 @pytest.mark.parametrize('size', [112, 224])
+@pytest.mark.slow
 def test_lomar_transfer_view(tmp_path, size):
     official = perturb_(OfficialViT('lomar')).eval()
     assert official.blocks[0].attn.rpe_k.lookup_table_weight.abs().min() > 0
@@ -98,6 +99,7 @@ def test_lomar_pretraining_predictions_and_loss(tmp_path):
     torch.testing.assert_close(loss, ref_loss, atol=ATOL, rtol=0)
 
 
+@pytest.mark.slow
 def test_mae_pretraining_encoder(tmp_path):
     official = perturb_(OfficialViT('mae')).eval()
     decoder = {'mask_token': torch.randn(1, 1, 32), 'decoder_embed.weight': torch.randn(32, 64),
@@ -113,6 +115,7 @@ def test_mae_pretraining_encoder(tmp_path):
                 torch.testing.assert_close(got, ref, atol=ATOL, rtol=0)
 
 
+@pytest.mark.slow
 def test_cae_pretraining_encoder(tmp_path):
     """An official CAE pretraining checkpoint (encoder./teacher. prefixes, gamma_1/2, q/v bias,
     the sin-cos table in CAE's order under encoder.pos_embed)."""
@@ -132,6 +135,7 @@ def test_cae_pretraining_encoder(tmp_path):
 
 
 @pytest.mark.parametrize('method', ['lomar', 'mae', 'cae'])
+@pytest.mark.slow
 def test_finetune_feature(tmp_path, method):
     """The pooled feature before the classifier: official fine-tune models (MAE models_vit.py and
     LoMaR models_vit_rp.py with global_pool; CAE modeling_finetune.py with mean pooling and a
@@ -183,6 +187,7 @@ def our_checkpoint(tmp_path, algorithm_backbone, version):
     return path
 
 
+@pytest.mark.slow
 def test_lomar_checkpoint_of_format_1_is_converted(tmp_path):
     """Format 1 (before the fix) used scaled queries: q*s . T. Loaded now, the tables are
     rescaled and the model computes what it was trained as (official math with s*T)."""

@@ -59,6 +59,7 @@ def run(installed, *args):
                           text=True, env=environ)
 
 
+@pytest.mark.slow
 def test_wheel_holds_every_module_and_the_configs(installed):
     package = installed['site'] / 'lomar_transfer'
     sources = {p.relative_to(REPO / 'lomar_transfer') for p in (REPO / 'lomar_transfer').rglob(
@@ -82,6 +83,7 @@ def test_wheel_holds_every_module_and_the_configs(installed):
         assert out.returncode == 0 and out.stdout.startswith('usage: '), (script, out.stderr)
 
 
+@pytest.mark.slow
 def test_user_config_trains_with_our_script_and_the_stock_tool(installed):
     out = run(installed, installed['env'] / 'bin' / 'lomar-make-data', '--out', 'data/synthetic',
               '--coco', '2', '1', '--ade', '2', '2', '--imagenet', '1', '1')

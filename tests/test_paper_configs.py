@@ -66,6 +66,7 @@ def test_every_method_has_the_paper_transfer_configs():
 
 
 @pytest.mark.parametrize('path', PAPER)
+@pytest.mark.slow
 def test_paper_config_builds_our_vit_base(path):
     method = Path(path).parent.name
     cfg = Config.fromfile(REPO / path)
@@ -90,6 +91,7 @@ def test_paper_config_builds_our_vit_base(path):
     ('configs/lomar/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py', 1024),
     ('configs/lomar/upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py', 512),
 ])
+@pytest.mark.slow
 def test_dense_vit_base_runs_at_task_resolution(path, size):
     vit = build(Config.fromfile(REPO / path)).backbone.eval()
     with torch.no_grad():
@@ -479,6 +481,7 @@ def test_every_paper_config_has_a_recipe():
 
 
 @pytest.mark.parametrize('path', sorted(RECIPES))
+@pytest.mark.slow
 def test_paper_config_runs_the_published_recipe(path):
     want = dict(RECIPES[path])
     want['schedulers'] = [scheduler(s) for s in want['schedulers']]

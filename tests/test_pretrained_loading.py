@@ -162,6 +162,7 @@ def report_of(load):
     return '\n'.join(r.getMessage() for r in records)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_format_2_is_migrated(tmp_path):
     """A pretraining checkpoint written before format 3 (format version 2, the block list named
     ``blocks``) loads into today's backbone (``layers``) with identical outputs: through

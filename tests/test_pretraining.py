@@ -44,6 +44,7 @@ def train_with_tool(config, work_dir, data_root, iters):
 
 
 @pytest.mark.parametrize('method', list(METHODS))
+@pytest.mark.slow
 def test_synthetic_pretraining_trains_and_transfers(method, synthetic_root, tmp_path):
     config, iters, transfer_opts, extra_prefixes = METHODS[method]
     losses = train_with_tool(config, tmp_path, synthetic_root, iters)

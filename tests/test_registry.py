@@ -32,6 +32,7 @@ def test_build_from_project_registry(project):
     assert out[0].shape == (1, 192, 4, 4)
 
 
+@pytest.mark.slow
 def test_modules_load_lazily_through_locations():
     """Importing the package only creates the registries; the first build imports the models."""
     code = '''
@@ -81,6 +82,7 @@ class Snapshot(Hook):
 
 
 @pytest.mark.parametrize('project', PROJECTS)
+@pytest.mark.slow
 def test_runner_trains_with_project_default_scope(project, synthetic_root, tmp_path):
     """A config with default_scope=<project> builds our backbone, trains 2 iters (which move
     every backbone weight and the task head) and evaluates the trained model: finite metrics in

@@ -56,6 +56,7 @@ def run(cmd):
 
 
 @pytest.mark.parametrize('kind', ['pretrain', 'transfer'])
+@pytest.mark.slow
 def test_resume_after_sigkill_is_bit_identical(kind, synthetic_root, tmp_path):
     config = short_run_config(tmp_path, kind, synthetic_root)
     ref = run(train_cmd(config, tmp_path / 'ref'))
@@ -85,6 +86,7 @@ def test_resume_after_sigkill_is_bit_identical(kind, synthetic_root, tmp_path):
     assert not differ, f'killed at {kill_at}: {len(differ)} tensors differ, e.g. {differ[:3]}'
 
 
+@pytest.mark.slow
 def test_kill_while_saving_keeps_the_last_good_checkpoint(synthetic_root, tmp_path):
     config = short_run_config(tmp_path, 'pretrain', synthetic_root)
     # a process killed while writing its second checkpoint (iteration 4)
@@ -113,6 +115,7 @@ def test_kill_while_saving_keeps_the_last_good_checkpoint(synthetic_root, tmp_pa
     assert sorted(p.name for p in work.glob('iter_*.pth')) == ['iter_6.pth']
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(synthetic_root, tmp_path):
     hook = tmp_path / 'nan_after.py'
     hook.write_text(
@@ -148,6 +151,7 @@ def coco_cfg(root):
     return cfg
 
 
+@pytest.mark.slow
 def test_missing_data_root_exits_with_the_fix(tmp_path):
     out = run(train_cmd(REPO / TRANSFER, tmp_path / 'w', '--cfg-options',
                         f'train_dataloader.dataset.data_root={tmp_path}/nowhere'))
@@ -211,6 +215,7 @@ def test_mask_ratio_outside_unit_interval_is_refused():
                 cls(mask_ratio=ratio, **tiny)
 
 
+@pytest.mark.slow
 def test_converter_never_runs_code_from_a_checkpoint(tmp_path):
     marker = tmp_path / 'pwned'
 

@@ -57,6 +57,7 @@ def data_root(synthetic_root, package):
 
 
 @pytest.mark.parametrize('package', list(CASES))
+@pytest.mark.slow
 def test_stock_train_keeps_atomic_checkpoints_and_exact_resume(package, synthetic_root,
                                                                tmp_path):
     train = stock_train(package)
@@ -92,6 +93,7 @@ def test_stock_train_keeps_atomic_checkpoints_and_exact_resume(package, syntheti
 
 
 @pytest.mark.parametrize('package', list(CASES))
+@pytest.mark.slow
 def test_stock_train_stops_on_nan_and_checks_data(package, synthetic_root, tmp_path):
     train = stock_train(package)
     hook = tmp_path / 'nan_at_3.py'
@@ -155,6 +157,7 @@ def unresolved_types(node, scope, where=''):
     return found
 
 
+@pytest.mark.slow
 def test_every_config_declares_the_safety_features_and_builds_as_a_base(tmp_path):
     """Each runnable config, inherited as a user does (``lomar_transfer::``), names the runner
     and hooks (nothing added by a script), has its project's visualization hook for

@@ -214,6 +214,7 @@ def test_vitdet_learning_rates_and_weight_decay():
     assert wd('neck.stages.0.1.ln.weight') == wd('roi_head.bbox_head.shared_convs.0.ln.bias') == 1
 
 
+@pytest.mark.slow
 def test_mmseg_and_cae_learning_rates_and_weight_decay():
     g = groups(MMSEG)
     assert math.isclose(g['backbone.pos_embed'][0], 0.65**13)
@@ -273,6 +274,7 @@ def seg_batch(size, n=2):  # two images: the pooling branch's BatchNorm needs th
     (MMSEG, lambda: seg_batch((512, 512))),
     (CAE_ADE, lambda: seg_batch((512, 512))),
 ])
+@pytest.mark.slow
 def test_protocol_config_trains_a_step_at_task_size(path, batch):
     """Each protocol's ViT-B/16 model, as configured, takes one optimizer step on one image of
     the protocol's input size; the relative position tables (zero at start) move."""
@@ -302,6 +304,7 @@ LEAVES = ('mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py',
 
 @pytest.mark.parametrize('method', ['lomar', 'mae', 'cae'])
 @pytest.mark.parametrize('leaf', LEAVES)
+@pytest.mark.slow
 def test_each_protocol_loads_each_methods_pretraining(tmp_path, method, leaf):
     """The suite's own pretraining checkpoint of each method loads into each protocol's backbone
     (as the method's leaf configures it): everything the pretraining trained is loaded, only

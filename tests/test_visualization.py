@@ -183,6 +183,7 @@ def test_paper_configs_accepted(method):
     assert check_pretraining_config(Config.fromfile(REPO / PAPER_CONFIGS[method])) == method
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line(imagenet, tmp_path):
     ckpt = tmp_path / 'ckpt.pth'
     mae = str(REPO / CONFIGS['mae'])
