@@ -3,13 +3,13 @@ adapted (position tables, attention biases), reported, or refused with the reaso
 import os.path as osp
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import print_log
 
 from ...fileio import CheckpointError, MissingCheckpointError, read_checkpoint
 from .converters import (convert_to_lomar_vit, describe_migration, fit_attention_biases,
                          legacy_format)
 from .pos_embed import SINCOS_ORDERS, resample_abs_pos_embed, sincos_pos_embed_2d
+from .relative_position import resize_rel_pos
 
 
 def _check_fixed_table(model, pos, path, atol=1e-4):
@@ -60,16 +60,14 @@ def fixed_table_for(model, grid_hw):
 
 def _fit_decomposed_tables(state, own):
     """ViTDet's per-axis tables (``attn.rel_pos_h/w``) of another window or input size resized
-    linearly to the model's length, as detectron2 resizes them when it meets them
-    (``modeling/backbone/utils.py:75-86``, our ``get_rel_pos``): the loaded model computes what
-    the source computes at the new size."""
+    linearly to the model's length, as ``get_rel_pos`` (detectron2) resizes them when it meets
+    them: the loaded model computes what the source computes at the new size."""
     notes = []
     for key in [k for k in state if k.endswith(('.rel_pos_h', '.rel_pos_w'))]:
         table, want = state[key], own.get(key)
         if want is not None and table.dim() == 2 and table.shape[1] == want.shape[1] \
                 and table.shape[0] != want.shape[0]:
-            state[key] = F.interpolate(table.t()[None].float(), size=want.shape[0],
-                                       mode='linear')[0].t().to(table.dtype)
+            state[key] = resize_rel_pos(table, want.shape[0])
             notes.append(f'{key} resized linearly {table.shape[0]} -> {want.shape[0]}')
     return notes
 

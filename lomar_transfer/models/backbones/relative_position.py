@@ -108,6 +108,14 @@ class ContextualKeyRPE(nn.Module):
         return table.gather(-1, ids.expand(*q.shape[:2], -1, -1))
 
 
+def resize_rel_pos(rel_pos, length):
+    """A per-axis table (L, C) resized linearly to ``length`` rows (detectron2
+    ``modeling/backbone/utils.py:75-86``)."""
+    if rel_pos.shape[0] == length:
+        return rel_pos
+    return F.interpolate(rel_pos.t()[None], size=length, mode='linear')[0].t()
+
+
 def get_rel_pos(q_size, k_size, rel_pos):
     """Decomposed relative position, one axis: (q_size, k_size, C) rows of ``rel_pos``.
 
@@ -117,9 +125,7 @@ def get_rel_pos(q_size, k_size, rel_pos):
     unequal query/key sizes are compared on the longer one's scale: detectron2
     ``modeling/backbone/utils.py:63-93`` (ViTDet, after MViTv2).
     """
-    length = 2 * max(q_size, k_size) - 1
-    if rel_pos.shape[0] != length:
-        rel_pos = F.interpolate(rel_pos.t()[None], size=length, mode='linear')[0].t()
+    rel_pos = resize_rel_pos(rel_pos, 2 * max(q_size, k_size) - 1)
     q_scale, k_scale = max(k_size / q_size, 1.), max(q_size / k_size, 1.)
     coords = (torch.arange(q_size, device=rel_pos.device)[:, None] * q_scale -
               torch.arange(k_size, device=rel_pos.device)[None] * k_scale + (k_size - 1) * k_scale)
