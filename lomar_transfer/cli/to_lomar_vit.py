@@ -19,8 +19,8 @@ import os
 import torch
 
 from ..fileio import CheckpointError, atomic_write, read_checkpoint
-from ..models.backbones.converters import (CONVERTERS, WRITER, convert_to_lomar_vit, describe_migration,
-                          detect_source, legacy_format)
+from ..models.backbones.converters import (CONVERTERS, WRITER, convert_to_lomar_vit,
+                                           describe_migration, detect_source, legacy_format)
 from ..errors import one_line_errors
 
 
