@@ -9,6 +9,7 @@ with checkpoints but no result is resumed; finished stages are never re-run.
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from .fileio import atomic_write
@@ -19,53 +20,95 @@ CONFIG_ROOT = (Path(__file__).parent / '.mim' / 'configs').resolve()
 METHODS = ('lomar', 'mae', 'cae')
 # 'scratch': the MAE-shaped backbone from random initialisation, a no-pretraining baseline
 BASELINES = ('scratch', )
-STAGES = ('pretrain', 'coco', 'ade', 'finetune', 'linear', 'maect')
-DEFAULT_STAGES = ('pretrain', 'coco', 'ade')
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the suite, declared once: the runner (``tools/benchmark.py``), the table and
+    the plots read everything they do with a stage from here.
 
-# stage -> (config file name per profile, metrics reported, GPUs of the paper recipe)
-_PAPER_PRETRAIN = {
-    'lomar': 'lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
-    'mae': 'mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
-    'cae': 'cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py',
-}
-STAGE_CONFIGS = {
-    'pretrain': dict(synthetic='{m}_vit-tiny-p8_synthetic.py', paper=_PAPER_PRETRAIN, gpus=8,
-                     metrics=()),
-    'coco': dict(synthetic='mask-rcnn_vit-tiny-p8_synthetic-coco.py',
-                 paper='mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py', gpus=16,
-                 paper_cae='mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py',
-                 metrics=('coco/bbox_mAP', 'coco/segm_mAP')),
-    'ade': dict(synthetic='upernet_vit-tiny-p8_synthetic-ade20k.py',
-                paper='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py', gpus=8,
-                paper_cae='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py',
-                metrics=('mIoU', )),
-    'finetune': dict(synthetic='vit-tiny-p8_finetune_synthetic-imagenet.py',
-                     paper='vit-base-p16_8xb128-coslr-100e_in1k.py', gpus=8,
-                     metrics=('accuracy/top1', )),
-    'linear': dict(synthetic='vit-tiny-p8_linear_synthetic-imagenet.py',
-                   paper='vit-base-p16_8xb2048-linear-coslr-90e_in1k.py', gpus=8,
-                   metrics=('accuracy/top1', )),
-    # MAE-CT tuning (configs/maect/), then frozen-feature evaluation (tools/feature_eval.py with
-    # the method's linear-probe config) of the pretrained and of the tuned backbone. The paper
-    # recipe runs MAE-CT's two phases, the head alone (paper_head, in the stage's head/ folder)
-    # then the tuning from its checkpoint; the synthetic config runs both in one short run.
-    'maect': dict(synthetic='maect-{m}_vit-tiny-p8_synthetic.py',
-                  paper_head='maect-{m}_vit-base-p16_8xb128-coslr-20e-head_in1k.py',
-                  paper='maect-{m}_vit-base-p16_8xb128-coslr-20e-tune_in1k.py', gpus=8,
-                  metrics=('knn/top1', 'linear/top1', 'lowshot1/top1', 'cluster/acc')),
-}
-# Table columns: (stage, metric key, header, scale to the usual percent/AP x 100 convention)
-COLUMNS = (
-    ('coco', 'coco/bbox_mAP', 'APbox', 100.),
-    ('coco', 'coco/segm_mAP', 'APmask', 100.),
-    ('ade', 'mIoU', 'mIoU', 1.),
-    ('finetune', 'accuracy/top1', 'top-1 ft', 1.),
-    ('linear', 'accuracy/top1', 'top-1 lin', 1.),
-    ('maect', 'knn/top1', 'k-NN (CT)', 1.),
-    ('maect', 'linear/top1', 'feat. lin. (CT)', 1.),
-    ('maect', 'lowshot1/top1', '1-shot (CT)', 1.),
-    ('maect', 'cluster/acc', 'cluster (CT)', 1.),
+    configs: the config file per profile key: ``synthetic``, ``paper``, ``paper_cae`` (the
+        stage under CAE's protocol), ``<key>_head`` (a first phase run before the stage's own
+        config, in its ``head/`` folder); a name with ``{m}`` or a dict per method.
+    gpus: GPUs of the paper recipe (the printed launch plan).
+    protocol, protocol_cae: the published protocol the paper config runs (and under CAE's).
+    columns: (metric key, table header, scale to the usual percent / AP x 100) of the table.
+    folder: the configs' folder under ``configs/``; None: the method's own.
+    pretrains: makes the backbone that the other stages start from (they need it first).
+    for_scratch: runs for the random-initialisation baseline.
+    evaluator: ``'test'`` (tools/test.py on the stage's config, heads included),
+        ``'features'`` (tools/feature_eval.py on the backbone alone, with the config of the stage
+        ``eval_config``) or ``'reconstruction'`` (pictures of the pretraining task, no metric).
+    evaluate_once: no validation while training; evaluated once, after it.
+    pictures: the evaluation also draws its predictions (``--show-dir``).
+    """
+    name: str
+    configs: dict
+    gpus: int
+    protocol: str = ''
+    protocol_cae: str = ''
+    columns: tuple = ()
+    folder: str = None
+    pretrains: bool = False
+    for_scratch: bool = True
+    evaluator: str = 'test'
+    eval_config: str = None
+    evaluate_once: bool = True
+    pictures: bool = False
+
+    @property
+    def metrics(self):
+        return tuple(key for key, _, _ in self.columns)
+
+
+_STAGES = (
+    Stage('pretrain', gpus=8, pretrains=True, for_scratch=False, evaluator='reconstruction',
+          evaluate_once=False, configs=dict(
+              synthetic='{m}_vit-tiny-p8_synthetic.py',
+              paper={'lomar': 'lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
+                     'mae': 'mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
+                     'cae': 'cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py'})),
+    Stage('coco', gpus=16, pictures=True, configs=dict(
+              synthetic='mask-rcnn_vit-tiny-p8_synthetic-coco.py',
+              paper='mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py',
+              paper_cae='mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py'),
+          protocol='ViTDet Mask R-CNN, simple pyramid, 100 ep LSJ 1024',
+          protocol_cae='CAE Mask R-CNN FPN 4conv1fc, 1x (12 ep), multi-scale',
+          columns=(('coco/bbox_mAP', 'APbox', 100.), ('coco/segm_mAP', 'APmask', 100.))),
+    Stage('ade', gpus=8, pictures=True, configs=dict(
+              synthetic='upernet_vit-tiny-p8_synthetic-ade20k.py',
+              paper='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py',
+              paper_cae='upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py'),
+          protocol='mmseg/BEiT UperNet 512x512, 160k iterations',
+          protocol_cae='CAE UperNet 512x512, 160k iterations',
+          columns=(('mIoU', 'mIoU', 1.), )),
+    Stage('finetune', gpus=8, configs=dict(
+              synthetic='vit-tiny-p8_finetune_synthetic-imagenet.py',
+              paper='vit-base-p16_8xb128-coslr-100e_in1k.py'),
+          protocol='ImageNet-1k fine-tune, 100 ep', columns=(('accuracy/top1', 'top-1 ft', 1.), )),
+    Stage('linear', gpus=8, configs=dict(
+              synthetic='vit-tiny-p8_linear_synthetic-imagenet.py',
+              paper='vit-base-p16_8xb2048-linear-coslr-90e_in1k.py'),
+          protocol='ImageNet-1k linear probe, 90 ep',
+          columns=(('accuracy/top1', 'top-1 lin', 1.), )),
+    # MAE-CT tuning (configs/maect/), then frozen-feature evaluation of the pretrained and of the
+    # tuned backbone. The paper recipe runs MAE-CT's two phases, the head alone (paper_head, in
+    # the stage's head/ folder) then the tuning from its checkpoint; the synthetic config runs
+    # both in one short run.
+    Stage('maect', gpus=8, folder='maect', for_scratch=False, evaluator='features',
+          eval_config='linear', evaluate_once=False, configs=dict(
+              synthetic='maect-{m}_vit-tiny-p8_synthetic.py',
+              paper_head='maect-{m}_vit-base-p16_8xb128-coslr-20e-head_in1k.py',
+              paper='maect-{m}_vit-base-p16_8xb128-coslr-20e-tune_in1k.py'),
+          protocol='MAE-CT tuning, frozen-feature evaluation',
+          columns=(('knn/top1', 'k-NN (CT)', 1.), ('linear/top1', 'feat. lin. (CT)', 1.),
+                   ('lowshot1/top1', '1-shot (CT)', 1.), ('cluster/acc', 'cluster (CT)', 1.))),
 )
+STAGES = {stage.name: stage for stage in _STAGES}
+DEFAULT_STAGES = ('pretrain', 'coco', 'ade')
+# the stage whose checkpoint the others start from
+PRETRAIN = next(name for name, stage in STAGES.items() if stage.pretrains)
+# Table columns: (stage, metric key, header, scale), in stage order
+COLUMNS = tuple((stage.name, key, header, scale) for stage in _STAGES
+                for key, header, scale in stage.columns)
 
 # The protocol each stage's paper-profile config runs (the synthetic profile runs tiny models on
 # toy data: no published number belongs to it), and the pretraining each method's paper-profile
@@ -75,15 +118,8 @@ COLUMNS = (
 # ADE20K recipe) and 'cae' (CAE's own recipes, behind CAE's published numbers); the paper
 # profile runs either (tools/benchmark.py --protocol), every method under the same one.
 DENSE_PROTOCOLS = ('default', 'cae')
-PROTOCOLS = {
-    'coco': 'ViTDet Mask R-CNN, simple pyramid, 100 ep LSJ 1024',
-    'coco_cae': 'CAE Mask R-CNN FPN 4conv1fc, 1x (12 ep), multi-scale',
-    'ade': 'mmseg/BEiT UperNet 512x512, 160k iterations',
-    'ade_cae': 'CAE UperNet 512x512, 160k iterations',
-    'finetune': 'ImageNet-1k fine-tune, 100 ep',
-    'linear': 'ImageNet-1k linear probe, 90 ep',
-    'maect': 'MAE-CT tuning, frozen-feature evaluation',
-}
+PROTOCOLS = {**{s.name: s.protocol for s in _STAGES if s.protocol},
+             **{f'{s.name}_cae': s.protocol_cae for s in _STAGES if s.protocol_cae}}
 PAPER_PRETRAINING = {'lomar': ('pixels', 1600), 'mae': ('pixels', 1600),
                      'cae': ('pixels, our offline variant', 300)}
 
@@ -167,19 +203,30 @@ def config_path(profile, method, stage, protocol='default', phase=None):
         else profile
     if phase is not None:
         key = f'{key}_{phase}'
-        if key not in STAGE_CONFIGS[stage]:
+        if key not in STAGES[stage].configs:
             return None
-    spec = STAGE_CONFIGS[stage][key]
+    spec = STAGES[stage].configs[key]
     cfg_method = 'mae' if method == 'scratch' else method
     name = spec[cfg_method] if isinstance(spec, dict) else spec.format(m=cfg_method)
-    return CONFIG_ROOT / ('maect' if stage == 'maect' else cfg_method) / name
+    return CONFIG_ROOT / (STAGES[stage].folder or cfg_method) / name
+
+
+# the --cfg-options key of a stage's backbone weights (each method config has an init_cfg)
+WEIGHTS_KEY = 'model.backbone.init_cfg'
+
+
+def weights_option(checkpoint):
+    """The --cfg-options entry that gives a stage's backbone ``checkpoint`` (OpenMMLab's
+    ``init_cfg=Pretrained``, which each method config carries), or none for the baseline."""
+    return f'{WEIGHTS_KEY}=None' if checkpoint is None else \
+        f'{WEIGHTS_KEY}.checkpoint={checkpoint}'
 
 
 def final_checkpoint(config):
     """Name of the checkpoint a training config writes at its end, read from its train loop and
     checkpoint hook as mmengine's ``CheckpointHook`` names it (``epoch_1600.pth`` for an
     epoch-based pretraining of 1600 epochs, ``iter_25020.pth`` for an iteration-based run): the
-    file a printed launch plan hands to the next stage (``model.backbone.pretrained=``,
+    file a printed launch plan hands to the next stage (``model.backbone.init_cfg``,
     ``load_from=``)."""
     from mmengine.config import Config
     cfg = Config.fromfile(str(config))
@@ -318,8 +365,8 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
     work_dir = Path(work_dir)
     seeds = list(seeds)
     headers = [h for s, _, h, _ in COLUMNS if s in stages]
-    dense = ', '.join(f'{s}: {PROTOCOLS[stage_protocol(s, protocol)]}' for s in ('coco', 'ade')
-                      if s in stages)
+    dense = ', '.join(f'{s}: {PROTOCOLS[stage_protocol(s, protocol)]}' for s in stages
+                      if STAGES[s].protocol_cae)
     title = f'{profile} profile' + (f'; {dense}' if profile == 'paper' and dense else '')
     title += ('; one seed (' + str(seeds[0]) + '): no estimate of the run-to-run noise'
               if len(seeds) == 1 else
@@ -329,7 +376,7 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
           'k-NN / linear / 1-shot / clustering accuracy. In brackets: the model before transfer '
           'training (pretrained backbone, untrained heads), for CT the backbone before tuning.',
           '']
-    cols = ['method'] + headers + (['pretrain loss (first -> last)'] if 'pretrain' in stages
+    cols = ['method'] + headers + (['pretrain loss (first -> last)'] if PRETRAIN in stages
                                    else []) + ['time']
     md += ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
     csv_rows = []
@@ -345,8 +392,8 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
             if len(seeds) > 1:
                 flat[h + ' std'], flat[h + ' n'] = sd, row.get('n', {}).get(h)
         runs = row['stages'] if len(seeds) == 1 else next(iter(row['stages'].values()), {})
-        if 'pretrain' in stages:
-            pre = runs.get('pretrain', {})  # (the first seed's, with several)
+        if PRETRAIN in stages:
+            pre = runs.get(PRETRAIN, {})  # (the first seed's, with several)
             losses = pre.get('losses')
             cells.append(f'{losses[0]:.3f} -> {losses[1]:.3f}' if losses else '-')
             flat['pretrain loss first'], flat['pretrain loss last'] = losses or (None, None)

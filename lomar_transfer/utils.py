@@ -54,12 +54,27 @@ def check_cfg_options(cfg, options):
             raise SystemExit(f'--cfg-options {key}: {where} has no key {part!r}{hint}')
 
 
+def open_weights_slots(cfg, options):
+    """``--cfg-options X.init_cfg.checkpoint=PATH`` where the config has ``X.init_cfg=None`` (a
+    model without pretrained weights) gives X those weights: its init_cfg becomes
+    ``dict(type='Pretrained')`` first, which the option then completes."""
+    for key in options:
+        if not key.endswith('.init_cfg.checkpoint'):
+            continue
+        node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+        for part in key.split('.')[:-2]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and 'type' in node and node.get('init_cfg') is None:
+            node['init_cfg'] = dict(type='Pretrained')
+
+
 def load_config(path, cfg_options=None, work_dir=None, launcher='none', seed=None):
     """Config for tools/train.py and tools/test.py: overrides, work_dir, launcher set up, and
     mmengine's ``randomness.seed`` when ``seed`` is given."""
     if not osp.isfile(path):
         raise SystemExit(f'config file not found: {path}')
     cfg = Config.fromfile(path)
+    open_weights_slots(cfg, cfg_options or {})
     check_cfg_options(cfg, cfg_options or {})
     cfg.merge_from_dict(cfg_options or {})
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join(

@@ -42,3 +42,8 @@ def format2_names(state_dict, prefix='backbone.'):
         out._metadata = OrderedDict((old.sub(prefix + 'blocks', k), dict(v))
                                     for k, v in meta.items())
     return out
+
+
+def weights(path):
+    """A backbone's pretrained weights as OpenMMLab configs give them (init_cfg=Pretrained)."""
+    return dict(type='Pretrained', checkpoint=str(path))

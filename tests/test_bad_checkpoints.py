@@ -1,5 +1,5 @@
 """Anything that is not a checkpoint (or not this model's), given to tools/test.py, --resume,
-load_from, pretrained= or the converters: one line ``error: <path>: <what is wrong>``, no
+load_from, init_cfg=Pretrained or the converters: one line ``error: <path>: <what is wrong>``, no
 traceback, a non-zero exit and nothing written.
 
 Every kind goes through the shared functions in-process; each entry point runs as a command
@@ -13,7 +13,7 @@ import pytest
 import torch
 from mmengine.runner.checkpoint import load_checkpoint
 
-from conftest import REPO, format2_names
+from conftest import REPO, format2_names, weights
 from lomar_transfer.engine.runner import check_fit
 from lomar_transfer.fileio import CheckpointError, read_checkpoint
 from lomar_transfer.models import VisionTransformer
@@ -31,9 +31,9 @@ class RunsCode:
         return (os.system, (f'touch {self.path}', ))
 
 
-def tiny_vit(pretrained=None, **arch):
+def tiny_vit(init_cfg=None, **arch):
     return VisionTransformer(arch=dict(TINY, **arch), img_size=32, patch_size=8,
-                             pretrained=pretrained)
+                             init_cfg=init_cfg)
 
 
 def make(kind, tmp_path):
@@ -95,7 +95,7 @@ def test_each_kind_of_unreadable_file_is_named(kind, tmp_path):
     assert '\n' not in str(e.value)
     assert not (tmp_path / 'pwned').exists()
     with pytest.raises(CheckpointError, match=f'^{path}: {UNREADABLE[kind]}'):
-        tiny_vit(pretrained=str(path)).init_weights()  # the pretrained= path
+        tiny_vit(init_cfg=weights(path)).init_weights()  # the init_cfg=Pretrained path
 
 
 @pytest.mark.parametrize('kind, message', [
@@ -111,8 +111,8 @@ def test_another_models_weights_are_refused(kind, message, tmp_path):
     model = tiny_vit()
     with pytest.raises(CheckpointError, match=f'^{path}: .*{message}'):
         check_fit(model, lambda: load_checkpoint(model, str(path)), path)
-    with pytest.raises(CheckpointError, match=f'^{path}: '):  # the pretrained= path
-        tiny_vit(pretrained=str(path)).init_weights()
+    with pytest.raises(CheckpointError, match=f'^{path}: '):  # the init_cfg=Pretrained path
+        tiny_vit(init_cfg=weights(path)).init_weights()
 
 
 def test_own_and_migrated_weights_fit(tmp_path):
@@ -156,7 +156,7 @@ def transfer_config(tmp_path, synthetic_root):
                     f"train_dataloader = dict(dataset=dict(data_root='{data}'))\n"
                     f"val_dataloader = dict(dataset=dict(data_root='{data}'))\n"
                     'test_dataloader = val_dataloader\n'
-                    'model = dict(backbone=dict(pretrained=None))\n'
+                    'model = dict(backbone=dict(init_cfg=None))\n'
                     'train_cfg = dict(max_iters=1)\n')
     return path
 
@@ -189,7 +189,7 @@ def test_resume_from_a_bad_last_checkpoint(kind, message, transfer_config, tmp_p
 
 @pytest.mark.parametrize('option, kind, message', [
     ('load_from', 'text', 'is a text file'),
-    ('model.backbone.pretrained', 'random', 'is not a PyTorch checkpoint')])
+    ('model.backbone.init_cfg.checkpoint', 'random', 'is not a PyTorch checkpoint')])
 @pytest.mark.slow
 def test_train_from_a_bad_file(option, kind, message, transfer_config, tmp_path):
     path = make(kind, tmp_path)

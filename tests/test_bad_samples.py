@@ -228,7 +228,7 @@ def test_worker_errors_stay_one_line(synthetic_root, tmp_path):
 
 def tool(script, kind, root, work_dir, *options, checkpoint=()):
     cmd = [sys.executable, f'tools/{script}.py', str(REPO / CONFIGS[kind]), *checkpoint,
-           '--work-dir', str(work_dir), '--cfg-options', 'model.backbone.pretrained=None',
+           '--work-dir', str(work_dir), '--cfg-options', 'model.backbone.init_cfg=None',
            f'train_dataloader.dataset.data_root={root}/',
            f'test_dataloader.dataset.data_root={root}/', *options]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)

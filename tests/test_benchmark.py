@@ -211,7 +211,7 @@ def paper_plan(method, protocol, pretrained=None):
     """The tools/dist_train.sh lines of one method's paper plan (all stages), each config run on
     the GPUs its name says (16xb4: 16), each transfer stage from the file its pretraining writes
     last, MAE-CT's tuning from the last file of its head phase; 'scratch' runs MAE's transfer
-    configs from random initialisation (pretrained=None) and no MAE-CT (nothing to tune)."""
+    configs from random initialisation (init_cfg=None) and no MAE-CT (nothing to tune)."""
     def line(config, folder, options=''):
         assert (REPO / config).is_file(), config
         gpus = re.search(r'_(\d+)xb\d+', config).group(1)
@@ -223,14 +223,16 @@ def paper_plan(method, protocol, pretrained=None):
         lines.append(line(PAPER_PRETRAIN[method], 'pretrain'))
         pretrained = (f'work_dirs/benchmark/{method}/pretrain/'
                       + written_last(PAPER_PRETRAIN[method]))
+    # the backbone weights: the checkpoint of the configs' init_cfg=Pretrained, or none
+    weights = ('model.backbone.init_cfg=None' if pretrained is None else
+               f'model.backbone.init_cfg.checkpoint={pretrained}')
     for stage, names in PAPER_TRANSFER.items():
         folder = f'{stage}-cae' if protocol in names and protocol != 'default' else stage
         lines.append(line(f'configs/{"mae" if method == "scratch" else method}/'
-                          + names.get(protocol, names['default']), folder,
-                          f'model.backbone.pretrained={pretrained}'))
+                          + names.get(protocol, names['default']), folder, weights))
     if method != 'scratch':
         head = f'configs/maect/maect-{method}_vit-base-p16_8xb128-coslr-20e-head_in1k.py'
-        lines.append(line(head, 'maect/head', f'model.backbone.pretrained={pretrained}'))
+        lines.append(line(head, 'maect/head', weights))
         lines.append(line(head.replace('-head_', '-tune_'), 'maect', 'load_from=work_dirs/'
                           f'benchmark/{method}/maect/head/{written_last(head)}'))
     return lines
@@ -259,7 +261,7 @@ def test_paper_profile_without_gpu_prints_the_whole_plan(tmp_path, protocol):
     else:
         assert len(plans) == len(methods)
         for method, plan in zip(methods, plans):
-            expected = paper_plan(method, protocol, 'None' if method == 'scratch' else None)
+            expected = paper_plan(method, protocol)
             assert plan == expected, method
     assert not (tmp_path / 'work_dirs').exists()  # nothing was started
 

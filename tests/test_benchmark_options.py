@@ -46,7 +46,7 @@ def test_data_root_outside_the_working_directory(tmp_path, synthetic_root):
 def test_cfg_options_reach_the_maect_evaluation(tmp_path):
     suite = cli.Suite(cli.parse_args(['--methods', 'mae', '--stages', 'maect', '--gpus', '0',
                                       '--cfg-options', 'default_hooks.logger.interval=1']))
-    options = ['default_hooks.logger.interval=1', 'model.backbone.pretrained=p.pth']
+    options = ['default_hooks.logger.interval=1', 'model.backbone.init_cfg.checkpoint=p.pth']
     cmd = suite.eval_cmd('mae', 'maect', 'c.py', 'ckpt.pth', tmp_path, tmp_path / 'm.json',
                          options, 0)
     assert cmd[1:3] == ['-m', 'lomar_transfer.cli.feature_eval']
@@ -293,12 +293,13 @@ def test_pretrained_file_not_found(tmp_path):
 
 @pytest.mark.slow
 def test_scratch_baseline_loads_no_weights(tmp_path, small_root):
-    # the file MAE's ADE20K config names as its pretrained= (the CPU pretraining's default work
-    # dir): present, as after a run of that config, so that a scratch stage that kept the
-    # config's pretrained= would load it silently
+    # the work dir MAE's ADE20K config names as its init_cfg (the CPU pretraining's default):
+    # present with its last checkpoint, as after a run of that config, so that a scratch stage
+    # that kept the config's init_cfg would load it silently
     default = tmp_path / 'work_dirs/mae_vit-tiny-p8_synthetic/iter_100.pth'
     default.parent.mkdir(parents=True)
     official_mae(tmp_path)[0].rename(default)
+    (default.parent / 'last_checkpoint').write_text(str(default))
     stdout = ok(benchmark(tmp_path, small_root, '--methods', 'scratch', '--stages', 'ade',
                           '--work-dir', 'wd', '--cfg-options', *ADE_OPTIONS))
     stage = tmp_path / 'wd/scratch/ade'
@@ -306,9 +307,9 @@ def test_scratch_baseline_loads_no_weights(tmp_path, small_root):
         'initialisation' in stdout
     for log in ('untrained.log', 'train.log', 'test.log'):
         assert loads(stage / log) == [], log
-    # MAE's config, whose pretrained= the suite replaced by None
+    # MAE's config, whose init_cfg=Pretrained the suite replaced by None
     config = (stage / 'upernet_vit-tiny-p8_synthetic-ade20k.py').read_text()
-    assert 'pretrained=None' in config and 'iter_100.pth' not in config
+    assert 'init_cfg=None' in config and 'mae_vit-tiny-p8_synthetic' not in config
     results = json.loads((tmp_path / 'wd/results.json').read_text())
     [row] = results['rows']
     assert row['method'] == 'scratch' and row['stages']['ade']['pretrained'] is None
@@ -493,8 +494,8 @@ def test_maect_phases_resume_where_they_stopped(tmp_path, monkeypatch):
     """The paper recipe's MAE-CT stage (head phase in head/, then the tuning from its
     checkpoint), stopped in every phase. The runs are simulated by what mmengine's Runner does
     with the command (resume: from ``load_from`` when given, else from ``last_checkpoint``)."""
-    monkeypatch.setitem(bm.STAGE_CONFIGS['maect'], 'synthetic_head',
-                        bm.STAGE_CONFIGS['maect']['synthetic'])  # a head phase, as in 'paper'
+    monkeypatch.setitem(bm.STAGES['maect'].configs, 'synthetic_head',
+                        bm.STAGES['maect'].configs['synthetic'])  # a head phase, as in 'paper'
     ckpt = tmp_path / 'mae.pth'
     ckpt.write_bytes(b'x')
     suite = cli.Suite(cli.parse_args(['--methods', 'mae', '--stages', 'maect', '--gpus', '0',
@@ -548,3 +549,25 @@ def test_maect_phases_resume_where_they_stopped(tmp_path, monkeypatch):
     assert log == [('eval', f'{stage}/iter_2.pth')]
     assert result['checkpoint'] == f'{stage}/iter_2.pth' and result['metrics'] and \
         result['untrained']
+
+
+def test_the_runner_reads_stages_from_their_declaration():
+    """What the runner, the table and the plots do with a stage comes from its ``Stage``
+    declaration (bm.STAGES): no comparison with a stage's name in their code (a new stage, or a
+    renamed one, would otherwise need each such place found and changed)."""
+    import ast
+    names = set(bm.STAGES)
+    wrong = []
+    for path in (REPO / 'lomar_transfer/benchmark.py', REPO / 'lomar_transfer/cli/benchmark.py'):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            for side in [node.left, *node.comparators]:
+                elts = side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [side]
+                if any(isinstance(e, ast.Constant) and e.value in names for e in elts):
+                    wrong.append(f'{path.relative_to(REPO)}:{node.lineno}: '
+                                 f'{ast.get_source_segment(path.read_text(), node)}')
+    assert not wrong, '\n'.join(wrong)
+    # every table column and every metric the runner prints belong to one declared stage
+    assert [c[:3] for c in bm.COLUMNS] == [(s.name, key, header) for s in bm.STAGES.values()
+                                           for key, header, _ in s.columns]

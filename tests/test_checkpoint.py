@@ -47,7 +47,7 @@ def test_code_in_checkpoint_is_refused(tmp_path):
 def test_missing_checkpoint_names_the_file(tmp_path):
     """Our message, not mmengine's ('... can not be found.'), through every entry point: the
     loader registered for local paths (what Runner's load_from / resume / test use) and
-    ``pretrained=``."""
+    ``init_cfg=Pretrained``."""
     from mmengine.runner.checkpoint import load_checkpoint
 
     from lomar_transfer.fileio import MissingCheckpointError
@@ -68,4 +68,4 @@ def test_missing_checkpoint_names_the_file(tmp_path):
     with pytest.raises(MissingCheckpointError) as err:
         load_pretrained_backbone(vit, missing)
     assert str(err.value) == (f'{missing}: not found: check the path '
-                              '(model.backbone.pretrained / init_cfg.checkpoint)')
+                              '(model.backbone.init_cfg.checkpoint)')

@@ -24,7 +24,7 @@ train_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(112
                   dict(type='PackInputs')]
 train_dataloader = dict(batch_size={batch_size}, dataset=dict(
     data_root='{synthetic_root}/imagenet', pipeline=train_pipeline))
-model = dict(train_cfg=None, backbone=dict(drop_path_rate=0., pretrained=None))
+model = dict(train_cfg=None, backbone=dict(drop_path_rate=0., init_cfg=None))
 train_cfg = dict(max_iters=4)
 param_scheduler = []
 val_cfg = val_dataloader = val_evaluator = None
@@ -85,7 +85,7 @@ train_dataloader = dict(batch_size={batch_size}, dataset=dict(
               dict(type='MultiView', num_views=[1, 1], transforms=views),
               dict(type='PackInputs')]))
 norm = dict(type='GN', num_groups=1)
-model = dict(head_init_iters=2, backbone=dict(pretrained=None), neck=dict(norm_cfg=norm),
+model = dict(head_init_iters=2, backbone=dict(init_cfg=None), neck=dict(norm_cfg=norm),
              head=dict(predictor=dict(norm_cfg=norm)))
 optim_wrapper = dict(optimizer=dict(_delete_=True, type='SGD', lr=0.1, momentum=0.9,
                                     weight_decay=0.))
@@ -175,7 +175,7 @@ def test_dist_test_untrained_matches_one_process(tmp_path, synthetic_root):
     """tools/dist_test.sh CONFIG none N initialises the model inside its DDP wrapper (and the
     same weights on every rank): the metrics of two gloo processes equal one process's."""
     config = 'configs/mae/vit-tiny-p8_linear_synthetic-imagenet.py'
-    opts = ['--seed', '0', '--cfg-options', 'model.backbone.pretrained=None',
+    opts = ['--seed', '0', '--cfg-options', 'model.backbone.init_cfg=None',
             f'test_dataloader.dataset.data_root={synthetic_root}/imagenet']
     metrics = {}
     for name, cmd in (('one', [sys.executable, 'tools/test.py', config, 'none']),

@@ -97,7 +97,7 @@ def build_synthetic_maect(source='mae', **overrides):
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope
     cfg = Config.fromfile(REPO / f'configs/maect/maect-{source}_vit-tiny-p8_synthetic.py')
-    cfg.model.backbone.pretrained = None
+    cfg.model.backbone.init_cfg = None
     cfg.model.update(overrides)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(cfg.model)
@@ -115,8 +115,8 @@ def test_maect_configs_build_and_tune_only_the_top_blocks():
         vit = cfg.model.backbone
         assert cfg.model.type == 'lomar_transfer.MAECT' and 0 < vit.frozen_stages
         # tuning starts from a pretrained encoder, or from the head phase's checkpoint
-        assert vit.pretrained or cfg.load_from.endswith('-head_in1k/iter_' +
-                                                        cfg.load_from.split('iter_')[1])
+        assert (vit.init_cfg or {}).get('checkpoint') or cfg.load_from.endswith(
+            '-head_in1k/iter_' + cfg.load_from.split('iter_')[1])
     model = build_synthetic_maect('lomar', head_init_iters=0)  # straight to tuning
     views = [torch.randn(4, 3, 112, 112), torch.randn(4, 3, 112, 112)]
     loss = model.loss(views, None)['loss']
@@ -203,7 +203,7 @@ def test_contrastive_tuning_beats_as_long_a_continued_mae_pretraining(tmp_path, 
     mae = 'configs/mae/mae_vit-tiny-p8_synthetic.py'
     train(mae, 'mae', 'train_cfg.max_iters=60', 'default_hooks.checkpoint.interval=60')
     train('configs/maect/maect-mae_vit-tiny-p8_synthetic.py', 'ct',
-          f'model.backbone.pretrained={tmp_path}/mae/iter_60.pth')
+          f'model.backbone.init_cfg.checkpoint={tmp_path}/mae/iter_60.pth')
     train(mae, 'mae_more', f'load_from={tmp_path}/mae/iter_60.pth')  # 100 iterations
     report = {'before': features('mae/iter_60.pth'), 'maect': features('ct/iter_100.pth'),
               'mae_more': features('mae_more/iter_100.pth')}
@@ -386,7 +386,7 @@ def test_recipes_match_the_official_yamls():
             head_path = MAECT_RECIPES['S2', size]
             head_iters = maect_recipe(head_path)[1].train_cfg.max_iters
             assert cfg.load_from == (f'work_dirs/{Path(head_path).stem}/iter_{head_iters}.pth')
-            assert cfg.model.backbone.pretrained is None
+            assert cfg.model.backbone.init_cfg is None
             assert cfg.custom_hooks == [dict(type='EMAHook', momentum=1e-4, update_buffers=True)]
     assert not wrong, '\n'.join(wrong)
     # the other encoders' recipes are the MAE ViT-B/16 one

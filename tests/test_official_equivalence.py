@@ -3,7 +3,7 @@
 input, in the transfer view, the pretraining view and the fine-tune feature. The official
 computations are re-created in ``official_models.py``; checkpoints are written in each official
 release format (``{'model': state_dict}`` with the official names) and go through
-``pretrained=`` and ``tools/model_converters/to_lomar_vit.py`` alike."""
+``init_cfg=Pretrained`` and ``tools/model_converters/to_lomar_vit.py`` alike."""
 import subprocess
 import sys
 from collections import OrderedDict
@@ -11,7 +11,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from conftest import REPO, format2_names
+from conftest import REPO, format2_names, weights
 from lomar_transfer.models import CAEPretrainViT, LoMaRViT, MAEPretrainViT, VisionTransformer
 from lomar_transfer.registry import MODELS
 from official_models import OfficialViT, perturb_
@@ -48,8 +48,8 @@ def ours(cls=VisionTransformer, **kw):
 
 
 def both_loaders(tmp_path, src, cls=VisionTransformer, **kw):
-    """The model loaded through ``pretrained=`` and through the converter tool's output."""
-    return [ours(cls, pretrained=str(path), **kw) for path in (src, converted(tmp_path, src))]
+    """The model loaded through ``init_cfg=Pretrained`` and through the converter tool's output."""
+    return [ours(cls, init_cfg=weights(path), **kw) for path in (src, converted(tmp_path, src))]
 
 
 @pytest.mark.parametrize('size', [112, 224])
@@ -75,7 +75,7 @@ def test_lomar_pretraining_predictions_and_loss(tmp_path):
         data_preprocessor=dict(type='mmpretrain.SelfSupDataPreprocessor', mean=[0, 0, 0],
                                std=[1, 1, 1]),
         backbone=dict(type='lomar_transfer.LoMaRViT', arch=ARCH, patch_size=16, img_size=224,
-                      window_sampling='official', pretrained=str(src)),
+                      window_sampling='official', init_cfg=weights(src)),
         head=dict(type='lomar_transfer.LoMaRHead', in_channels=64, patch_size=16, norm_pix=True,
                   loss=dict(type='mmpretrain.PixelReconstructionLoss', criterion='L2'))))
     model.init_weights()
@@ -161,14 +161,14 @@ def test_official_cae_table_is_checked_not_dropped(tmp_path):
     src = tmp_path / 'cae.pth'
     torch.save({'model': {f'encoder.{k}': v for k, v in official.state_dict().items()}}, src)
     with pytest.raises(RuntimeError, match="sincos_order='cae'"):
-        ours(**dict(CAE, sincos_order='mae'), pretrained=str(src))
+        ours(**dict(CAE, sincos_order='mae'), init_cfg=weights(src))
     # a fine-tuned (learned) table into a fixed-table model
     mae = OfficialViT('mae')
     mae.pos_embed.requires_grad = True
     perturb_(mae)
     src = official_checkpoint(tmp_path, 'mae_ft', mae)
     with pytest.raises(RuntimeError, match="pos_embed='learned'"):
-        ours(pretrained=str(src))
+        ours(init_cfg=weights(src))
 
 
 def our_checkpoint(tmp_path, algorithm_backbone, version):
@@ -205,10 +205,10 @@ def test_lomar_checkpoint_of_format_1_is_converted(tmp_path):
     with torch.no_grad():
         expected = official.forward_features(x)
         for path_ in (path, converted(tmp_path, path)):
-            model = ours(pretrained=str(path_), out_type='raw', **LOMAR)
+            model = ours(init_cfg=weights(path_), out_type='raw', **LOMAR)
             torch.testing.assert_close(model(x)[0], expected, atol=ATOL, rtol=0)
         # format-2 tables (unscaled queries, as this version writes them) are taken as they are
-        model = ours(pretrained=str(our_checkpoint(tmp_path, trained, 2)), out_type='raw',
+        model = ours(init_cfg=weights(our_checkpoint(tmp_path, trained, 2)), out_type='raw',
                      **LOMAR)
         assert not torch.allclose(model(x)[0], expected, atol=1e-3)
 
@@ -217,11 +217,11 @@ def test_cae_checkpoint_of_format_1_is_refused(tmp_path):
     old = CAEPretrainViT(arch=ARCH, patch_size=16, img_size=112)
     path = our_checkpoint(tmp_path, old, version=1)
     with pytest.raises(RuntimeError, match='before format 2'):
-        ours(CAEPretrainViT, pretrained=str(path))
+        ours(CAEPretrainViT, init_cfg=weights(path))
     # used as it was trained: the MAE-order table
-    ours(CAEPretrainViT, sincos_order='mae', pretrained=str(path))
+    ours(CAEPretrainViT, sincos_order='mae', init_cfg=weights(path))
     # format 2 loads
-    ours(CAEPretrainViT, pretrained=str(our_checkpoint(tmp_path, old, 2)))
+    ours(CAEPretrainViT, init_cfg=weights(our_checkpoint(tmp_path, old, 2)))
 
 
 def test_cae_finetuning_starts_fc_norm_from_the_pretrained_norm(tmp_path):
@@ -230,8 +230,8 @@ def test_cae_finetuning_starts_fc_norm_from_the_pretrained_norm(tmp_path):
     official = perturb_(OfficialViT('cae'))
     src = tmp_path / 'cae.pth'
     torch.save({'model': {f'encoder.{k}': v for k, v in official.state_dict().items()}}, src)
-    cae = ours(pretrained=str(src), fc_norm_from_norm=True, rel_pos_bias=True, **CAE, **FINETUNE)
+    cae = ours(init_cfg=weights(src), fc_norm_from_norm=True, rel_pos_bias=True, **CAE, **FINETUNE)
     torch.testing.assert_close(cae.fc_norm.weight, official.norm.weight)
     torch.testing.assert_close(cae.fc_norm.bias, official.norm.bias)
-    mae = ours(pretrained=str(src), **CAE, **FINETUNE)
+    mae = ours(init_cfg=weights(src), **CAE, **FINETUNE)
     assert torch.equal(mae.fc_norm.weight, torch.ones(64))

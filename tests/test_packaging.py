@@ -19,7 +19,7 @@ SCRIPTS = ['lomar-train', 'lomar-test', 'lomar-benchmark', 'lomar-feature-eval',
            'lomar-visualize-reconstruction', 'lomar-convert', 'lomar-export-timm']
 USER_CONFIG = """\
 _base_ = ['lomar_transfer::mae/upernet_vit-tiny-p8_synthetic-ade20k.py']
-model = dict(backbone=dict(pretrained=None))
+model = dict(backbone=dict(init_cfg=None))
 train_cfg = dict(max_iters=2)
 val_cfg = val_dataloader = val_evaluator = None
 default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))

@@ -103,12 +103,13 @@ def test_dense_vit_base_runs_at_task_resolution(path, size):
 def test_stock_mmdet_config_takes_our_backbone():
     cfg = Config.fromfile(REPO / 'configs/examples/mask-rcnn_vit-base-p16_fpn_1x_coco.py')
     stock = get_config('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
-    # only the backbone and the FPN's input channels differ from mmdet's own config
-    assert cfg.model.neck.in_channels == [768] * 4
+    # only the backbone and the neck (our pyramid, then the stock FPN) differ from mmdet's config
+    pyramid, fpn = cfg.model.neck
+    assert pyramid.type == 'lomar_transfer.ViTFeaturePyramid' and fpn.in_channels == [768] * 4
     ours = ('backbone', 'neck', '_scope_')  # _scope_: added when inheriting across packages
     assert {k: v for k, v in cfg.model.items() if k not in ours} == {
         k: v for k, v in stock.model.items() if k not in ours}
-    assert {k: v for k, v in cfg.model.neck.items() if k != 'in_channels'} == {
+    assert {k: v for k, v in fpn.items() if k != 'in_channels'} == {
         k: v for k, v in stock.model.neck.items() if k != 'in_channels'}
     model = build(cfg).eval()
     with torch.no_grad():
@@ -540,17 +541,24 @@ def test_suite_pretrains_with_the_tabled_configs():
 @pytest.mark.parametrize('path', sorted(set(RECIPES) - set(PRETRAIN)))
 def test_transfer_config_starts_from_the_suites_checkpoint(path):
     """Each transfer config's default weights are the last checkpoint of the run before it in the
-    suite (the benchmark passes the same file with --cfg-options model.backbone.pretrained=)."""
+    suite: ``init_cfg=Pretrained`` names that run's default work dir (the checkpoint its
+    ``last_checkpoint`` names is loaded; the benchmark passes the file itself with --cfg-options
+    model.backbone.init_cfg.checkpoint=); mmengine's ``load_from`` takes a file: the run's last
+    one."""
     cfg = load(path)
-    pretrained, load_from = cfg.model.backbone.get('pretrained'), cfg.get('load_from')
+    init = cfg.model.backbone.get('init_cfg')
+    assert init is None or init.type == 'Pretrained', init
+    pretrained, load_from = init and init.checkpoint, cfg.get('load_from')
     if path.startswith('configs/_base_/'):  # the per-method leaves name the weights
+        # (mmseg's model-level pretrained= would reach the backbone: None)
         assert (pretrained, load_from, cfg.model.get('pretrained')) == (None, None, None)
     elif path in OFFICIAL:
         assert (pretrained, load_from) == (OFFICIAL[path], None)
     elif STARTS_FROM[path].endswith('-head_in1k.py'):  # MAE-CT tuning: encoder, head, queue
         assert (pretrained, load_from) == (None, last_checkpoint(STARTS_FROM[path]))
     else:
-        assert (pretrained, load_from) == (last_checkpoint(STARTS_FROM[path]), None)
+        assert (pretrained, load_from) == (f'work_dirs/{Path(STARTS_FROM[path]).stem}', None)
+        assert last_checkpoint(STARTS_FROM[path]).startswith(pretrained + '/')
 
 
 def test_benchmark_gpus_match_the_recipes():
@@ -561,7 +569,7 @@ def test_benchmark_gpus_match_the_recipes():
         path = bm.config_path('paper', method, stage, protocol, phase)
         if path is not None:
             seen.add(rel(path))
-            assert RECIPES[rel(path)]['batch'][1] == bm.STAGE_CONFIGS[stage]['gpus'], path
+            assert RECIPES[rel(path)]['batch'][1] == bm.STAGES[stage].gpus, path
     assert seen - set(RECIPES) == set()
 
 
@@ -590,3 +598,56 @@ def test_paper_configs_inherit_no_toy_config():
     wrong = [f'{p.relative_to(REPO)} inherits {b.relative_to(REPO)}' for p in papers
              for b in local_bases(p) if any(t in b.name for t in toy)]
     assert not wrong, '\n'.join(wrong)
+
+
+def method_of(path):
+    """The method whose weights a config trains or reads: its folder, or for MAE-CT the source
+    named in the file name (maect-<method>_...); None for method-agnostic configs."""
+    folder = path.parent.name
+    if folder == 'maect':
+        return next((m for m in bm.METHODS if path.name.startswith(f'maect-{m}_')), None)
+    return folder if folder in bm.METHODS else None
+
+
+def test_every_method_config_takes_its_encoder_from_the_preset():
+    """Each method's ViT flags are written once, in configs/_base_/encoders/<method>.py; every
+    config of the method (pretraining, each transfer protocol, MAE-CT, paper and CPU sizes) builds
+    its backbone from that preset, which wins over the protocol's defaults, and sets none of the
+    preset's flags by itself (a protocol's own choice, e.g. CAE fine-tuning's BEiT bias table
+    ``rel_pos_bias=True``, stays in its config)."""
+    presets = {m: dict(Config.fromfile(str(REPO / f'configs/_base_/encoders/{m}.py'))
+                       [f'{m}_encoder']) for m in bm.METHODS}
+    configs = [p for p in sorted((REPO / 'configs').glob('*/*.py')) if method_of(p)]
+    assert len(configs) > 40
+    wrong = []
+    for path in configs:
+        method, cfg = method_of(path), load(str(path.relative_to(REPO)))
+        backbone = cfg.model.backbone
+        got = {k: backbone.get(k, '<unset>') for k in presets[method]}
+        if got != presets[method]:
+            wrong.append(f'{path.relative_to(REPO)}: {got} instead of the preset')
+        # a preset flag written in the file itself: the preset is then not the one place
+        own = re.findall(r'\b(' + '|'.join(presets[method]) + r')=', path.read_text())
+        if own:
+            wrong.append(f'{path.relative_to(REPO)} sets {sorted(set(own))} itself')
+    assert not wrong, '\n'.join(wrong)
+
+
+@pytest.mark.parametrize('method,cls', [('lomar', 'LoMaRViT'), ('mae', 'MAEPretrainViT'),
+                                        ('cae', 'CAEPretrainViT')])
+def test_pretraining_views_default_to_the_preset(method, cls):
+    """The pretraining encoders used without our configs (mmpretrain-style, type= alone) build
+    the same ViT as the preset: their defaults agree with it."""
+    preset = Config.fromfile(str(REPO / f'configs/_base_/encoders/{method}.py'))[
+        f'{method}_encoder']
+    view = MODELS.get(f'lomar_transfer.{cls}')
+    defaults = {}
+    for c in reversed(view.__mro__):
+        if '__init__' in vars(c):
+            defaults.update({k: p.default for k, p in
+                             inspect.signature(c.__init__).parameters.items()
+                             if p.default is not inspect.Parameter.empty})
+    alias = {True: 'contextual'}  # rel_pos=True means LoMaR's contextual encoding
+    got = {k: alias.get(defaults[k], defaults[k]) if k == 'rel_pos' else defaults[k]
+           for k in preset}
+    assert got == dict(preset)

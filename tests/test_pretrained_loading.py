@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, format2_names
+from conftest import REPO, format2_names, weights
 from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
 from lomar_transfer.models import CAEPretrainViT, VisionTransformer
 
@@ -61,12 +61,12 @@ def test_vitdet_relative_position_tables_load_and_resize(tmp_path):
             p.copy_(torch.randn(p.shape, generator=gen) * .3)
     path = save(tmp_path, 'vitdet.pth', {'state_dict': {f'backbone.{k}': v for k, v in
                                                         src.state_dict().items()}, 'meta': {}})
-    same = VisionTransformer(img_size=64, pretrained=path, **kw)
+    same = VisionTransformer(img_size=64, init_cfg=weights(path), **kw)
     same.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(same.state_dict()[k], v), k
     x = torch.randn(2, 3, 96, 96, generator=gen)
-    bigger = VisionTransformer(img_size=96, pretrained=path, **kw)
+    bigger = VisionTransformer(img_size=96, init_cfg=weights(path), **kw)
     bigger.init_weights()
     assert bigger.layers[1].attn.rel_pos_h.shape[0] == 23
     assert torch.equal(bigger.layers[0].attn.rel_pos_h, src.layers[0].attn.rel_pos_h)  # windows
@@ -124,7 +124,7 @@ def test_timm_style_checkpoint_pos_embed_resampled(tmp_path):
 def test_refuses_a_checkpoint_that_does_not_match(tmp_path):
     path = save(tmp_path, 'resnet.pth', {'state_dict': {'conv1.weight': torch.zeros(64, 3, 7, 7),
                                                         'blocks.0.conv.weight': torch.zeros(1)}})
-    vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=path)
+    vit = VisionTransformer(arch=TINY, img_size=32, patch_size=8, init_cfg=weights(path))
     with pytest.raises(RuntimeError, match='refusing to load'):
         vit.init_weights()
 
@@ -134,14 +134,15 @@ def test_wrong_architecture_and_broken_files_are_named(tmp_path):
                               patch_size=8)
     path = save(tmp_path, 'wider.pth', small.state_dict())
     with pytest.raises(RuntimeError, match='another architecture'):
-        VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=path).init_weights()
+        VisionTransformer(arch=TINY, img_size=32, patch_size=8,
+                          init_cfg=weights(path)).init_weights()
     truncated = tmp_path / 'truncated.pth'
     truncated.write_bytes(open(path, 'rb').read()[:1000])
     with pytest.raises(RuntimeError, match='truncated'):
         VisionTransformer(arch=TINY, img_size=32, patch_size=8,
-                          pretrained=str(truncated)).init_weights()
+                          init_cfg=weights(truncated)).init_weights()
     with pytest.raises(FileNotFoundError, match='nope.pth'):
-        VisionTransformer(arch=TINY, pretrained=str(tmp_path / 'nope.pth')).init_weights()
+        VisionTransformer(arch=TINY, init_cfg=weights(tmp_path / 'nope.pth')).init_weights()
 
 
 def test_cae_position_buffer_survives_init():
@@ -166,8 +167,8 @@ def report_of(load):
 def test_checkpoint_of_format_2_is_migrated(tmp_path):
     """A pretraining checkpoint written before format 3 (format version 2, the block list named
     ``blocks``) loads into today's backbone (``layers``) with identical outputs: through
-    ``pretrained=`` (the report names the migration), through the converter tool's output, and
-    as a whole model through mmengine's loader (``load_from`` / ``--resume``)."""
+    ``init_cfg=Pretrained`` (the report names the migration), through the converter tool's
+    output, and as a whole model through mmengine's loader (``load_from`` / ``--resume``)."""
     from mmengine.runner.checkpoint import load_checkpoint
     cfg = dict(arch=TINY, img_size=32, patch_size=8, rel_pos=True, pos_embed=None,
                out_type='raw')
@@ -203,7 +204,7 @@ def test_checkpoint_of_format_2_is_migrated(tmp_path):
         assert "migrated: lomar_transfer checkpoint format 2: 26 block tensors" in out.stdout
         converted = torch.load(tmp_path / 'v2_converted.pth')['state_dict']
         assert 'layers.1.attn.rpe_k.lookup_table_weight' in converted
-        dst = VisionTransformer(**cfg, pretrained=str(tmp_path / 'v2_converted.pth'))
+        dst = VisionTransformer(**cfg, init_cfg=weights(tmp_path / 'v2_converted.pth'))
         dst.init_weights()
         assert torch.equal(dst.eval()(x)[0], want)
 
@@ -222,7 +223,7 @@ def test_checkpoint_of_format_2_is_migrated(tmp_path):
             if key == 'backbone' or key.endswith('rpe_k'):
                 sd._metadata[key]['version'] = 1
         path = save(tmp_path, 'pretrain_v1.pth', {'state_dict': format2_names(sd)})
-        ref = VisionTransformer(**cfg, pretrained=path)
+        ref = VisionTransformer(**cfg, init_cfg=weights(path))
         ref.init_weights()
         whole.backbone = VisionTransformer(**cfg)
         load_checkpoint(whole, path, strict=True)
@@ -239,8 +240,9 @@ def test_checkpoint_of_format_2_is_migrated(tmp_path):
 
 
 def test_pretrained_may_name_a_training_work_dir(tmp_path):
-    """pretrained=WORK_DIR loads the checkpoint its last_checkpoint names (also when the folder
-    was moved since); a folder without one, or naming a missing file, is one clear error."""
+    """init_cfg=Pretrained with a WORK_DIR loads the checkpoint its last_checkpoint names (also
+    when the folder was moved since); a folder without one, or naming a missing file, is one
+    clear error."""
     src = VisionTransformer(arch=TINY, img_size=32, patch_size=8)
     with torch.no_grad():
         for p in src.parameters():
@@ -251,14 +253,61 @@ def test_pretrained_may_name_a_training_work_dir(tmp_path):
                 'meta': {}}, run / 'iter_20.pth')
     torch.save({'state_dict': {}}, run / 'iter_10.pth')  # an older one: not the one loaded
     (run / 'last_checkpoint').write_text('/elsewhere/when/trained/run/iter_20.pth')
-    dst = VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=str(run))
+    dst = VisionTransformer(arch=TINY, img_size=32, patch_size=8, init_cfg=weights(run))
     dst.init_weights()
     for k, v in src.state_dict().items():
         assert torch.equal(dst.state_dict()[k], v), k
     (run / 'last_checkpoint').write_text(str(run / 'iter_30.pth'))
     with pytest.raises(FileNotFoundError, match=r'its last_checkpoint names .*iter_30.pth, '
                        'which does not exist'):
-        VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=str(run)).init_weights()
+        VisionTransformer(arch=TINY, img_size=32, patch_size=8,
+                          init_cfg=weights(run)).init_weights()
     (run / 'last_checkpoint').unlink()
     with pytest.raises(FileNotFoundError, match='is a directory without last_checkpoint'):
-        VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=str(run)).init_weights()
+        VisionTransformer(arch=TINY, img_size=32, patch_size=8,
+                          init_cfg=weights(run)).init_weights()
+
+
+def test_init_cfg_is_the_one_way_to_give_pretrained_weights(tmp_path):
+    """OpenMMLab's init_cfg=dict(type='Pretrained', checkpoint=...) runs our loader (keys
+    converted, mismatches refused), not mmengine's; mmseg's deprecated ``pretrained=`` (its
+    segmentors hand a config's model.pretrained to the backbone) is taken as the same with a
+    deprecation warning, as mmseg's own backbones do; both at once, or keys our loader does not
+    know, are refused."""
+    src = VisionTransformer(arch=TINY, img_size=32, patch_size=8)
+    with torch.no_grad():
+        for p in src.parameters():
+            p.normal_()
+    path = tmp_path / 'vit.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in src.state_dict().items()}}, path)
+    via_init_cfg = VisionTransformer(arch=TINY, img_size=32, patch_size=8, init_cfg=weights(path))
+    assert via_init_cfg.init_cfg is None  # ours loads it; BaseModule's PretrainedInit must not
+    via_init_cfg.init_weights()
+    with pytest.warns(UserWarning, match=r"pretrained is deprecated, please use "
+                      r"init_cfg=dict\(type='Pretrained', checkpoint="):
+        via_mmseg = VisionTransformer(arch=TINY, img_size=32, patch_size=8, pretrained=str(path))
+    via_mmseg.init_weights()
+    for k, v in src.state_dict().items():
+        assert torch.equal(via_init_cfg.state_dict()[k], v), k
+        assert torch.equal(via_mmseg.state_dict()[k], v), k
+    with pytest.raises(ValueError, match='both pretrained= and init_cfg= set'):
+        VisionTransformer(arch=TINY, pretrained=str(path), init_cfg=weights(path))
+    with pytest.raises(ValueError, match=r"unknown keys \['strict'\]"):
+        VisionTransformer(arch=TINY, init_cfg=dict(weights(path), strict=False))
+
+
+def test_a_checkpoint_option_gives_weights_to_a_backbone_without_them(tmp_path):
+    """``--cfg-options model.backbone.init_cfg.checkpoint=PATH`` on a config whose backbone has
+    no weights (init_cfg=None) makes it init_cfg=Pretrained with that checkpoint; on one with
+    weights it replaces the checkpoint only."""
+    from lomar_transfer.utils import load_config
+    config = tmp_path / 'c.py'
+    config.write_text("model = dict(backbone=dict(type='lomar_transfer.VisionTransformer', "
+                      "init_cfg=None))\n")
+    key = 'model.backbone.init_cfg.checkpoint'
+    cfg = load_config(str(config), {key: 'a.pth'})
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='a.pth')
+    config.write_text("model = dict(backbone=dict(type='lomar_transfer.VisionTransformer', "
+                      "init_cfg=dict(type='Pretrained', checkpoint='b.pth', source='mae')))\n")
+    cfg = load_config(str(config), {key: 'a.pth'})
+    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='a.pth', source='mae')

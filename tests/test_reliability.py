@@ -37,7 +37,7 @@ def short_run_config(tmp_path, kind, root):
     else:
         data = f'{root}/ade/ADEChallengeData2016'
         body = (f"train_dataloader = dict(dataset=dict(data_root='{data}'))\n"
-                "model = dict(backbone=dict(pretrained=None))\n"
+                "model = dict(backbone=dict(init_cfg=None))\n"
                 "val_cfg = val_dataloader = val_evaluator = None\n"
                 "param_scheduler = [dict(type='PolyLR', power=1., by_epoch=False, end=6)]")
         base = TRANSFER

@@ -36,7 +36,7 @@ def short_config(tmp_path, package, root, extra=''):
     else:
         batch = 2 if data == 'ade' else 1  # UperNet's pooled 1x1 BatchNorm needs 2 images
         body += [f"train_dataloader = dict(batch_size={batch}, dataset=dict(data_root='{root}'))",
-                 'model = dict(backbone=dict(pretrained=None))',
+                 'model = dict(backbone=dict(init_cfg=None))',
                  'val_cfg = val_dataloader = val_evaluator = None',
                  "param_scheduler = [dict(type='LinearLR', start_factor=0.5, by_epoch=False, "
                  "end=4)]"]

@@ -30,7 +30,7 @@ def backbone_cfg(path, **override):
     """The config's backbone settings, shrunk to ``ARCH``."""
     cfg = Config.fromfile(REPO / path).model.backbone.to_dict()
     cfg.pop('type')
-    cfg.update(arch=ARCH, drop_path_rate=0., pretrained=None, **override)
+    cfg.update(arch=ARCH, drop_path_rate=0., init_cfg=None, **override)
     return cfg
 
 
@@ -190,7 +190,7 @@ def test_simple_feature_pyramid_layout():
 
 def groups(path, **override):
     cfg = Config.fromfile(REPO / path)
-    cfg.model.backbone.pretrained = None
+    cfg.model.backbone.init_cfg = None
     cfg.optim_wrapper.type = 'OptimWrapper'  # AMP needs a GPU; the groups are the same
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
@@ -279,7 +279,7 @@ def test_protocol_config_trains_a_step_at_task_size(path, batch):
     """Each protocol's ViT-B/16 model, as configured, takes one optimizer step on one image of
     the protocol's input size; the relative position tables (zero at start) move."""
     cfg = Config.fromfile(REPO / path)
-    cfg.model.backbone.pretrained = None
+    cfg.model.backbone.init_cfg = None
     cfg.optim_wrapper.type = 'OptimWrapper'
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):

@@ -182,13 +182,16 @@ def test_frozen_stages_freeze_embeddings_and_first_blocks():
         VisionTransformer(**SMALL_VIT, frozen_stages=5)
 
 
-def test_out_scales_give_a_pyramid_for_stock_fpn_configs():
-    vit = VisionTransformer(**SMALL_VIT, with_cls_token=False, out_indices=(0, 1, 2, 3),
-                            out_scales=(2, 1, 0.5, 0.25))
-    outs = vit(torch.randn(2, 3, 64, 96))  # stride-8 ViT -> strides 4, 8, 16, 32
+def test_the_pyramid_is_a_neck():
+    """One way to build the feature pyramid: the neck (ViTFeaturePyramid before the FPN, as
+    mmdet's ViTDet); the backbone option that did the same is refused, naming the neck to write."""
+    from lomar_transfer.models import ViTFeaturePyramid
+    vit = VisionTransformer(**SMALL_VIT, with_cls_token=False, out_indices=(0, 1, 2, 3))
+    neck = ViTFeaturePyramid(SMALL_VIT['arch']['embed_dims'], scales=(2, 1, 0.5, 0.25))
+    outs = neck(vit(torch.randn(2, 3, 64, 96)))  # stride-8 ViT -> strides 4, 8, 16, 32
     assert [tuple(o.shape[2:]) for o in outs] == [(16, 24), (8, 12), (4, 6), (2, 3)]
-    with pytest.raises(ValueError, match='featmap'):
-        VisionTransformer(**SMALL_VIT, out_type='avg_featmap', out_scales=(2, 1))
+    with pytest.raises(ValueError, match=r"neck=\[dict\(type='lomar_transfer.ViTFeaturePyramid'"):
+        VisionTransformer(**SMALL_VIT, with_cls_token=False, out_scales=(2, 1, 0.5, 0.25))
 
 
 def test_activation_checkpointing_gives_the_same_gradients():

@@ -3,7 +3,11 @@
 # weights cannot be downloaded at run time: put dalle_encoder.pth at data/dalle_encoder.pth (or
 # set model.target_generator.weights); building the model fails with instructions otherwise.
 # Offline default: cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py (RGB targets).
-_base_ = ['mmpretrain::cae/cae_beit-base-p16_8xb256-amp-coslr-300e_in1k.py', '../_base_/safety.py']
+_base_ = [
+    'mmpretrain::cae/cae_beit-base-p16_8xb256-amp-coslr-300e_in1k.py',
+    '../_base_/safety.py',
+    '../_base_/encoders/cae.py',
+]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
@@ -20,8 +24,8 @@ default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, N
 # trunc_normal (mmpretrain CAENeck); mmcv instead of PIL resizing.
 num_masked = 98
 model = dict(
-    backbone=dict(_delete_=True, type='lomar_transfer.CAEPretrainViT', arch='base',
-                  patch_size=16, img_size=224, layer_scale_init_value=0.1, drop_path_rate=0.1),
+    backbone=dict(_base_.cae_encoder, _delete_=True, type='lomar_transfer.CAEPretrainViT',
+                  arch='base', patch_size=16, img_size=224, drop_path_rate=0.1),
     neck=dict(drop_path_rate=0.1, mask_tokens_num=num_masked),
     target_generator=dict(_delete_=True, type='lomar_transfer.DALLETokenizer',
                           weights='data/dalle_encoder.pth'))

@@ -1,11 +1,15 @@
 # COCO Mask R-CNN, ViTDet protocol, with the CAE ViT-B/16 pretrained by
 # configs/cae/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py (the pretraining the benchmark
-# runs for CAE; for the DALL-E-target model set pretrained= to its work dir).
-# Any other source loads too (e.g. the official CAE release, timm, mmpretrain): set pretrained=.
+# runs for CAE; for the DALL-E-target model point init_cfg at its work dir).
+# Any other source loads too (e.g. the official CAE release, timm, mmpretrain): set init_cfg.
 # CAE's encoder: q/v biases, LayerScale (from the checkpoint), its sin-cos order for the
 # pretrained table that the learned one starts from.
-_base_ = '../_base_/transfer/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py'
+_base_ = [
+    '../_base_/transfer/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py',
+    '../_base_/encoders/cae.py',
+]
 
 model = dict(backbone=dict(
-    qkv_bias='qv', layer_scale_init_value=0.1, sincos_order='cae',
-    pretrained='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k/epoch_300.pth'))
+    _base_.cae_encoder,
+    init_cfg=dict(type='Pretrained',
+                  checkpoint='work_dirs/cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k')))

@@ -1,7 +1,10 @@
 # UperNet on the mini-ADE20K with the CAE backbone pretrained by
-# configs/cae/cae_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.pretrained).
-_base_ = '../_base_/transfer/upernet_vit-tiny-p8_synthetic-ade20k.py'
+# configs/cae/cae_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.init_cfg).
+_base_ = [
+    '../_base_/transfer/upernet_vit-tiny-p8_synthetic-ade20k.py',
+    '../_base_/encoders/cae.py',
+]
 
 model = dict(backbone=dict(
-    pos_embed='sincos', sincos_order='cae', qkv_bias='qv', layer_scale_init_value=0.1,
-    pretrained='work_dirs/cae_vit-tiny-p8_synthetic/iter_100.pth'))
+    _base_.cae_encoder,
+    init_cfg=dict(type='Pretrained', checkpoint='work_dirs/cae_vit-tiny-p8_synthetic')))

@@ -1,7 +1,10 @@
 # UperNet on the mini-ADE20K with the LoMaR backbone pretrained by
-# configs/lomar/lomar_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.pretrained).
-_base_ = '../_base_/transfer/upernet_vit-tiny-p8_synthetic-ade20k.py'
+# configs/lomar/lomar_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.init_cfg).
+_base_ = [
+    '../_base_/transfer/upernet_vit-tiny-p8_synthetic-ade20k.py',
+    '../_base_/encoders/lomar.py',
+]
 
 model = dict(backbone=dict(
-    rel_pos=True, pos_embed=None,
-    pretrained='work_dirs/lomar_vit-tiny-p8_synthetic/iter_100.pth'))
+    _base_.lomar_encoder,
+    init_cfg=dict(type='Pretrained', checkpoint='work_dirs/lomar_vit-tiny-p8_synthetic')))

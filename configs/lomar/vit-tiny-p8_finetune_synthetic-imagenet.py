@@ -1,7 +1,10 @@
 # ImageNet fine-tuning on the mini-ImageNet of the LoMaR backbone pretrained by
-# configs/lomar/lomar_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.pretrained).
-_base_ = '../_base_/transfer/vit-tiny-p8_finetune_synthetic-imagenet.py'
+# configs/lomar/lomar_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.init_cfg).
+_base_ = [
+    '../_base_/transfer/vit-tiny-p8_finetune_synthetic-imagenet.py',
+    '../_base_/encoders/lomar.py',
+]
 
 model = dict(backbone=dict(
-    rel_pos=True, pos_embed=None,
-    pretrained='work_dirs/lomar_vit-tiny-p8_synthetic/iter_100.pth'))
+    _base_.lomar_encoder,
+    init_cfg=dict(type='Pretrained', checkpoint='work_dirs/lomar_vit-tiny-p8_synthetic')))

@@ -1,7 +1,10 @@
 # Mask R-CNN on the mini-COCO with the MAE backbone pretrained by
-# configs/mae/mae_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.pretrained).
-_base_ = '../_base_/transfer/mask-rcnn_vit-tiny-p8_synthetic-coco.py'
+# configs/mae/mae_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.init_cfg).
+_base_ = [
+    '../_base_/transfer/mask-rcnn_vit-tiny-p8_synthetic-coco.py',
+    '../_base_/encoders/mae.py',
+]
 
 model = dict(backbone=dict(
-    pos_embed='sincos',
-    pretrained='work_dirs/mae_vit-tiny-p8_synthetic/iter_100.pth'))
+    _base_.mae_encoder,
+    init_cfg=dict(type='Pretrained', checkpoint='work_dirs/mae_vit-tiny-p8_synthetic')))

@@ -1,8 +1,13 @@
 # ImageNet linear probing with the MAE ViT-B/16 pretrained by
 # configs/mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py.
-# Any other source loads too (e.g. the official mae_pretrain_vit_base.pth, timm, mmpretrain): set pretrained=.
-_base_ = '../_base_/transfer/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py'
+# Any other source loads too (e.g. the official mae_pretrain_vit_base.pth, timm,
+# mmpretrain): set init_cfg.
+_base_ = [
+    '../_base_/transfer/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py',
+    '../_base_/encoders/mae.py',
+]
 
 model = dict(backbone=dict(
-    pos_embed='sincos',
-    pretrained='work_dirs/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k/epoch_1600.pth'))
+    _base_.mae_encoder,
+    init_cfg=dict(type='Pretrained',
+                  checkpoint='work_dirs/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k')))

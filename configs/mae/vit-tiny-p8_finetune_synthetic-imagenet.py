@@ -1,7 +1,10 @@
 # ImageNet fine-tuning on the mini-ImageNet of the MAE backbone pretrained by
-# configs/mae/mae_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.pretrained).
-_base_ = '../_base_/transfer/vit-tiny-p8_finetune_synthetic-imagenet.py'
+# configs/mae/mae_vit-tiny-p8_synthetic.py (run it first, or set model.backbone.init_cfg).
+_base_ = [
+    '../_base_/transfer/vit-tiny-p8_finetune_synthetic-imagenet.py',
+    '../_base_/encoders/mae.py',
+]
 
 model = dict(backbone=dict(
-    pos_embed='sincos',
-    pretrained='work_dirs/mae_vit-tiny-p8_synthetic/iter_100.pth'))
+    _base_.mae_encoder,
+    init_cfg=dict(type='Pretrained', checkpoint='work_dirs/mae_vit-tiny-p8_synthetic')))

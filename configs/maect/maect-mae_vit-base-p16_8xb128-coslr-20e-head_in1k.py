@@ -11,7 +11,11 @@
 #   mean-pooled patch tokens after the final norm (stage 3 yaml :70-71).
 # Phase 2 (configs/maect/maect-mae_vit-base-p16_8xb128-coslr-20e-tune_in1k.py) starts from
 # this run's last checkpoint: encoder, head and queue.
-_base_ = ['mmpretrain::_base_/default_runtime.py', '../_base_/safety.py']
+_base_ = [
+    'mmpretrain::_base_/default_runtime.py',
+    '../_base_/safety.py',
+    '../_base_/encoders/mae.py',
+]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
 
@@ -25,10 +29,12 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         to_rgb=True),
     backbone=dict(
+        _base_.mae_encoder,
         type='lomar_transfer.VisionTransformer',
-        arch='base', patch_size=16, img_size=224, pos_embed='sincos', out_type='avg_featmap',
+        arch='base', patch_size=16, img_size=224, out_type='avg_featmap',
         frozen_stages=12,  # the whole encoder
-        pretrained='work_dirs/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k/epoch_1600.pth'),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='work_dirs/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k')),
     neck=dict(  # projector
         type='mmpretrain.NonLinearNeck', in_channels=dims, hid_channels=2048,
         out_channels=proj_dims, num_layers=3, with_avg_pool=False,

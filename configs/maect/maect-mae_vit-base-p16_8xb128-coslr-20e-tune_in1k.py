@@ -14,7 +14,7 @@ _base_ = './maect-mae_vit-base-p16_8xb128-coslr-20e-head_in1k.py'
 
 model = dict(
     target_momentum=0.99,
-    backbone=dict(frozen_stages=6, pretrained=None),  # weights from phase 1 (load_from)
+    backbone=dict(frozen_stages=6, init_cfg=None),  # weights from phase 1 (load_from)
     head=dict(topk=20))
 load_from = 'work_dirs/maect-mae_vit-base-p16_8xb128-coslr-20e-head_in1k/iter_25020.pth'
 find_unused_parameters = False

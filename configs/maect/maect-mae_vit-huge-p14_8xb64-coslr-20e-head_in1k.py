@@ -8,7 +8,8 @@ max_iters = 20 * epoch
 warmup = int(0.2 * max_iters)
 model = dict(
     backbone=dict(arch='huge', patch_size=14, frozen_stages=32, out_type='cls_token',
-                  pretrained='checkpoints/mae_pretrain_vit_huge.pth'),
+                  init_cfg=dict(type='Pretrained',
+                                checkpoint='checkpoints/mae_pretrain_vit_huge.pth')),
     neck=dict(in_channels=1280))
 train_dataloader = dict(batch_size=64)
 optim_wrapper = dict(optimizer=dict(lr=1e-4 * 2 * 512 / 256))

@@ -8,7 +8,7 @@ max_iters = 30 * epoch
 warmup = int(0.2 * max_iters)
 model = dict(
     target_momentum=0.995,
-    backbone=dict(frozen_stages=16, pretrained=None),
+    backbone=dict(frozen_stages=16, init_cfg=None),
     head=dict(topk=20, temperature=0.3))
 load_from = 'work_dirs/maect-mae_vit-huge-p14_8xb64-coslr-20e-head_in1k/iter_50040.pth'
 optim_wrapper = dict(

@@ -5,5 +5,6 @@ _base_ = './maect-mae_vit-base-p16_8xb128-coslr-20e-head_in1k.py'
 
 model = dict(
     backbone=dict(arch='large', frozen_stages=24, out_type='cls_token',
-                  pretrained='checkpoints/mae_pretrain_vit_large.pth'),
+                  init_cfg=dict(type='Pretrained',
+                                checkpoint='checkpoints/mae_pretrain_vit_large.pth')),
     neck=dict(in_channels=1024))

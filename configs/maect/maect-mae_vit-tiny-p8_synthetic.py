@@ -12,6 +12,7 @@ _base_ = [
     '../_base_/datasets/synthetic_imagenet.py',
     'mmpretrain::_base_/default_runtime.py',
     '../_base_/safety.py',
+    '../_base_/encoders/mae.py',
 ]
 custom_imports = dict(imports=['lomar_transfer'], allow_failed_imports=False)
 runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safety.py)
@@ -26,14 +27,14 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         to_rgb=True),
     backbone=dict(
+        _base_.mae_encoder,
         type='lomar_transfer.VisionTransformer',
         arch=dict(embed_dims=dims, depth=4, num_heads=4, mlp_hidden_dims=4 * dims),
         patch_size=8,
         img_size=112,
-        pos_embed='sincos',
         out_type='avg_featmap',
         frozen_stages=1,  # embeddings and block 0 frozen
-        pretrained='work_dirs/mae_vit-tiny-p8_synthetic/iter_100.pth'),
+        init_cfg=dict(type='Pretrained', checkpoint='work_dirs/mae_vit-tiny-p8_synthetic')),
     neck=dict(  # projector: 3-layer MLP with BN (NNCLR)
         type='mmpretrain.NonLinearNeck', in_channels=dims, hid_channels=4 * proj_dims,
         out_channels=proj_dims, num_layers=3, with_avg_pool=False, norm_cfg=dict(type='BN1d')),

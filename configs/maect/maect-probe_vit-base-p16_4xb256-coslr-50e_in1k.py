@@ -15,8 +15,9 @@
 _base_ = '../_base_/transfer/vit-base-p16_8xb2048-linear-coslr-90e_in1k.py'
 
 model = dict(
-    backbone=dict(pretrained='work_dirs/maect-mae_vit-base-p16_8xb128-coslr-20e-tune_in1k/'
-                  'iter_25020.pth'),
+    backbone=dict(init_cfg=dict(
+        type='Pretrained',
+        checkpoint='work_dirs/maect-mae_vit-base-p16_8xb128-coslr-20e-tune_in1k')),
     neck=dict(eps=1e-5))
 train_dataloader = dict(batch_size=256, dataset=dict(pipeline=[
     dict(type='LoadImageFromFile'),

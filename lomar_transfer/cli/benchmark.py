@@ -113,7 +113,7 @@ def parse_args(argv=None):
                       'file not found (check the path)\n'))
         # absolute: the stages, result.json and a resumed run from elsewhere name the same file
         args.pretrained = str(path.resolve())
-        args.stages = [s for s in args.stages if s != 'pretrain']
+        args.stages = [s for s in args.stages if not bm.STAGES[s].pretrains]
     return args
 
 
@@ -137,10 +137,10 @@ class Suite:
         self.pretrained = {}  # (seed, method) -> the checkpoint its transfer stages start from
         if args.profile == 'synthetic':
             self.env = dict(os.environ, **{DATA_ROOT_VAR: str(Path(args.data_root).resolve())})
-        # no pretraining to tune for the random-init baseline
         self.seeds = list(dict.fromkeys(args.seeds))
         self.jobs = [(seed, m, s) for seed in self.seeds for m in args.methods
-                     for s in args.stages if not (m == 'scratch' and s in ('pretrain', 'maect'))]
+                     for s in args.stages
+                     if m not in bm.BASELINES or bm.STAGES[s].for_scratch]
 
     # ------------------------------------------------------------------ one stage
     def train_cmd(self, config, stage_dir, options, seed):
@@ -161,12 +161,15 @@ class Suite:
                 str(stage_dir), '--out', str(out), '--seed', str(seed), *opts]
 
     def eval_cmd(self, method, stage, config, ckpt, stage_dir, out, options, seed, show_dir=None):
-        """tools/test.py on the stage's config; for MAE-CT tools/feature_eval.py (k-NN, linear,
-        low-shot, clustering) with the method's linear-probe config."""
-        if stage != 'maect':
+        """The stage's evaluator: tools/test.py on the stage's config, or tools/feature_eval.py
+        (k-NN, linear, low-shot, clustering) on the backbone ``ckpt`` with the config of the
+        stage's ``eval_config`` stage (MAE-CT: the method's linear probe)."""
+        spec = bm.STAGES[stage]
+        if spec.evaluator == 'test':
             return self.test_cmd(config, ckpt, stage_dir, out, options, seed, show_dir)
-        eval_config = bm.config_path(self.args.profile, method, 'linear')
-        options = [o for o in options if not o.startswith('model.backbone.pretrained=')]
+        assert spec.evaluator == 'features', spec.evaluator
+        eval_config = bm.config_path(self.args.profile, method, spec.eval_config)
+        options = [o for o in options if not o.startswith(bm.WEIGHTS_KEY)]
         opts = ['--cfg-options', *options] if options else []  # (CHECKPOINT sets the weights)
         return [self.py, '-m', 'lomar_transfer.cli.feature_eval', str(eval_config), str(ckpt),
                 '--out', str(out), *opts]
@@ -222,24 +225,28 @@ class Suite:
             return done
         stage_dir.mkdir(parents=True, exist_ok=True)
         config = bm.config_path(self.args.profile, method, stage, self.args.protocol)
+        spec = bm.STAGES[stage]
         eval_options = list(self.args.cfg_options)
-        if stage != 'pretrain':
-            eval_options.append(f'model.backbone.pretrained={pretrained}')
+        if not spec.pretrains:
+            eval_options.append(bm.weights_option(pretrained))
         train_options = list(eval_options)
-        if stage not in ('pretrain', 'maect'):  # evaluated once, after training
+        if spec.evaluate_once:  # no validation while training
             train_options += ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
         t0 = time.time()
         result = dict(method=method, stage=stage, config=bm.show_path(config),
                       pretrained=pretrained, seed=seed)
-        if stage != 'pretrain' and not self.args.no_untrained:
+        if not spec.pretrains and not self.args.no_untrained:
             out = stage_dir / 'untrained.json'
             if not out.exists():
                 print(f'[{label}] evaluating the model before training', flush=True)
-                before = pretrained if stage == 'maect' else 'none'
+                # the feature evaluator reads the backbone from its checkpoint argument; the
+                # test runs the stage's model, whose backbone loads init_cfg ('none': no
+                # checkpoint over it)
+                before = pretrained if spec.evaluator == 'features' else 'none'
                 self.run(self.eval_cmd(method, stage, config, before, stage_dir, out,
                                        eval_options, seed), stage_dir / 'untrained.log', label)
             result['untrained'] = json.loads(out.read_text())
-        if stage != 'pretrain' and not pretrained:
+        if not spec.pretrains and not pretrained:
             print(f'[{label}] no pretrained weights: the backbone starts from its random '
                   'initialisation', flush=True)
         if (stage_dir / TRAINED).exists():  # interrupted after training: evaluate only
@@ -250,7 +257,7 @@ class Suite:
                              train_options, seed)
             ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
         result['checkpoint'] = ckpt
-        if stage == 'pretrain':
+        if spec.evaluator == 'reconstruction':
             curve = bm.loss_curve(stage_dir)
             result['losses'] = [curve[0][1], curve[-1][1]] if curve else None
             self.run([self.py, '-m', 'lomar_transfer.cli.visualize_reconstruction', str(config),
@@ -258,7 +265,7 @@ class Suite:
                       str(stage_dir / 'pictures')], stage_dir / 'pictures.log', label)
         else:
             out = stage_dir / 'metrics.json'
-            show = stage_dir / 'pictures' if stage in ('coco', 'ade') else None
+            show = stage_dir / 'pictures' if spec.pictures else None
             self.run(self.eval_cmd(method, stage, config, ckpt, stage_dir, out, eval_options,
                                    seed, show), stage_dir / 'test.log', label)
             result['metrics'] = json.loads(out.read_text())
@@ -268,7 +275,7 @@ class Suite:
         result['seconds'] = round(time.time() - t0, 1)
         bm.write_json_atomic(stage_dir / 'result.json', result)  # marks the stage complete
         shown = ', '.join(f'{k}={v:.4g}' for k, v in result.get('metrics', {}).items()
-                          if k in bm.STAGE_CONFIGS[stage]['metrics'])
+                          if k in spec.metrics)
         print(f'[{label}] done in {result["seconds"]:.0f}s {shown}', flush=True)
         return result
 
@@ -290,8 +297,7 @@ class Suite:
                 self.run(self.train_cmd(head, head_dir, eval_options, seed)
                          + (['--resume'] if head_resume else []), head_dir / 'train.log', label)
                 atomic_write(head_dir / 'phase_done', '')
-            train_options = [o for o in train_options if not o.startswith('model.backbone.'
-                                                                              'pretrained=')]
+            train_options = [o for o in train_options if not o.startswith(bm.WEIGHTS_KEY)]
             if not resume:  # (with --resume, mmengine would resume from load_from: the head's
                 # checkpoint, restarting the tuning at the head phase's iteration)
                 head_ckpt = (head_dir / 'last_checkpoint').read_text().strip()
@@ -306,18 +312,18 @@ class Suite:
         print('No GPU here: the paper profile trains ViT-B for days on 8-16 GPUs. Run these '
               'on a GPU machine (or wrap them in tools/slurm_train.sh PARTITION JOB ...):\n')
         for method in self.args.methods:
-            pretrain_wd = Path(self.args.work_dir) / method / 'pretrain'
-            ckpt = None if method == 'scratch' else self.args.pretrained or (
-                pretrain_wd / bm.final_checkpoint(bm.config_path('paper', method, 'pretrain')))
+            pretrain_wd = Path(self.args.work_dir) / method / bm.stage_dir_name(bm.PRETRAIN)
+            ckpt = None if method in bm.BASELINES else self.args.pretrained or (
+                pretrain_wd / bm.final_checkpoint(bm.config_path('paper', method, bm.PRETRAIN)))
             for stage in self.args.stages:
                 if (self.args.seeds[0], method, stage) not in self.jobs:
                     continue  # (scratch: no pretraining, nothing for MAE-CT to tune)
                 config = bm.config_path('paper', method, stage, self.args.protocol)
-                gpus = bm.STAGE_CONFIGS[stage]['gpus']
+                gpus = bm.STAGES[stage].gpus
                 wd = Path(self.args.work_dir) / method / bm.stage_dir_name(stage,
                                                                            self.args.protocol)
-                extra = '' if stage == 'pretrain' else (
-                    f' --cfg-options model.backbone.pretrained={ckpt}')
+                extra = '' if bm.STAGES[stage].pretrains else (
+                    f' --cfg-options {bm.weights_option(ckpt)}')
                 head = bm.config_path('paper', method, stage, self.args.protocol, 'head')
                 if head is not None:  # MAE-CT: the head alone, then the tuning from its end
                     print(f'tools/dist_train.sh {bm.show_path(head)} {gpus} '
@@ -340,9 +346,10 @@ class Suite:
         """The checkpoint the transfer stages start from when this run does not pretrain:
         --pretrained, else the method's finished pretrain stage (of this seed) in this work dir;
         None for scratch, and when this run pretrains (the pretrain stage's checkpoint then)."""
-        if method == 'scratch' or self.args.pretrained or 'pretrain' in self.args.stages:
-            return self.args.pretrained if method != 'scratch' else None
-        stage_dir = bm.seed_dir(self.work_dir, seed, self.seeds) / method / 'pretrain'
+        if method in bm.BASELINES or self.args.pretrained or bm.PRETRAIN in self.args.stages:
+            return self.args.pretrained if method not in bm.BASELINES else None
+        stage_dir = (bm.seed_dir(self.work_dir, seed, self.seeds) / method
+                     / bm.stage_dir_name(bm.PRETRAIN))
         done = bm.read_result(stage_dir)
         if done is None:
             where = (f'its pretrain stage in {stage_dir} did not finish'
@@ -381,7 +388,7 @@ class Suite:
                           + (f' seed {seed}' if len(self.seeds) > 1 else '')
                           + f' ({time.time() - t0:.0f}s elapsed)', flush=True)
                     result = self.run_stage(method, stage, pretrained, seed)
-                    if stage == 'pretrain':
+                    if bm.STAGES[stage].pretrains:
                         pretrained = result['checkpoint']
         rows = bm.aggregate_seeds({
             seed: bm.collect(bm.seed_dir(self.work_dir, seed, self.seeds), self.args.methods,

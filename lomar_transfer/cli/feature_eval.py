@@ -45,7 +45,7 @@ def evaluate(config, checkpoint, k=10, low_shot=(1, 5), low_shot_percent=(), low
     cfg = load_config(config, cfg_options, launcher=launcher)
     if launcher != 'none' and not dist.is_distributed():  # GPUs: NCCL through mmengine
         dist.init_dist(launcher)
-    cfg.model.backbone.pretrained = checkpoint
+    cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
     cfg.model.backbone.frozen_stages = -1
     train = copy.deepcopy(cfg.test_dataloader)
     train.dataset.ann_file = cfg.train_dataloader.dataset.get('ann_file', '')

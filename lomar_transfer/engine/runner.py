@@ -87,7 +87,7 @@ def check_fit(model, load, path, exact=False, min_match=0.5):
         raise CheckpointError(path, (
             'does not fit this model exactly, so it cannot be resumed (a run of another config?)'
             if exact else "does not fit this model (another model's weights? A pretrained "
-            'backbone goes in model.backbone.pretrained)') + ': ' + '; '.join(parts))
+            'backbone goes in model.backbone.init_cfg)') + ': ' + '; '.join(parts))
     return result
 
 

@@ -1,6 +1,8 @@
 # LoMaR ViT-B/16 (arXiv 2206.00790): 4 random 7x7-patch windows per image, 80% of each window
 # masked, masked + visible tokens encoded per window with the relative position encoding (no
 # absolute one), linear pixel predictor, normalised-pixel MSE on masked patches.
+_base_ = '../encoders/lomar.py'
+
 model = dict(
     type='lomar_transfer.LoMaR',
     data_preprocessor=dict(
@@ -9,6 +11,7 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         to_rgb=True),
     backbone=dict(
+        _base_.lomar_encoder,
         type='lomar_transfer.LoMaRViT',
         arch='base',
         patch_size=16,

@@ -32,7 +32,7 @@ runner_type = _base_.safe_runner_type  # checks the data first (see _base_/safet
 default_hooks = _base_.safe_default_hooks  # atomic checkpoints, exact resume, NaN stop
 
 model = dict(
-    pretrained=None,  # the method leaves set backbone.pretrained (mmseg would pass it on too)
+    pretrained=None,  # the method leaves set backbone.init_cfg
     backbone=dict(
         _delete_=True,  # replaces the task config's own backbone
         type='lomar_transfer.VisionTransformer',

@@ -73,9 +73,10 @@ def _fit_decomposed_tables(state, own):
 
 
 def resolve_pretrained(path):
-    """``pretrained=`` names a checkpoint file, or the work dir of a training run: then the
-    checkpoint its ``last_checkpoint`` names (mmengine writes it after every save), so a config
-    can point at a pretraining run without knowing its schedule's last file name."""
+    """The checkpoint of ``init_cfg=Pretrained`` names a checkpoint file, or the work dir of a
+    training run: then the checkpoint its ``last_checkpoint`` names (mmengine writes it after
+    every save), so a config can point at a pretraining run without knowing its schedule's last
+    file name."""
     path = osp.expanduser(str(path))
     if not osp.isdir(path):
         return path
@@ -108,7 +109,7 @@ def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=N
     """
     path = resolve_pretrained(path)
     ckpt = read_checkpoint(path, 'cpu', missing_hint='check the path '
-                           '(model.backbone.pretrained / init_cfg.checkpoint)')
+                           '(model.backbone.init_cfg.checkpoint)')
     try:
         state, dropped = convert_to_lomar_vit(ckpt, source)
     except ValueError as e:  # no ViT in it

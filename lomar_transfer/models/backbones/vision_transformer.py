@@ -5,6 +5,8 @@ Shapes: images (B, 3, H, W) -> patch tokens (B, h*w, C) with h = ceil(H / patch_
 size works, square or not: the fixed sin-cos embedding is computed for the actual grid, a learned
 one is resampled to it.
 """
+import warnings
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -19,7 +21,6 @@ from .converters import describe_migration, legacy_block_keys, rename_legacy_blo
 from .pos_embed import SINCOS_ORDERS, resample_abs_pos_embed, sincos_pos_embed_2d
 from .pretrained import load_pretrained_backbone
 from .relative_position import ContextualKeyRPE, decomposed_rel_pos_bias
-from ..necks.vit_feature_pyramid import ViTFeaturePyramid
 
 def check_mask_flag(mask, method):
     """The pretraining views take ``mask=None`` for "no masking" (mmpretrain's value: its
@@ -299,21 +300,26 @@ class VisionTransformer(BaseModule):
             first and a new LayerNorm ``fc_norm`` is applied to the mean: the fine-tune feature
             of official MAE (``models_vit.py`` global_pool), LoMaR (``models_vit_rp.py``) and CAE
             (``use_mean_pooling``), and of mmpretrain's MAE fine-tune recipe.
-        fc_norm_from_norm: when ``pretrained`` has a final norm and no ``fc_norm``, start
+        fc_norm_from_norm: when the pretrained checkpoint has a final norm and no ``fc_norm``, start
             ``fc_norm`` from it (CAE's fine-tuning); otherwise ``fc_norm`` starts anew (MAE, LoMaR).
         linear_init: 'trunc_normal' (timm/BEiT: std 0.02) or 'xavier_uniform' (the official MAE,
             LoMaR and CAE pretraining models) for the Linear layers.
-        out_scales: rescale the ``featmap`` outputs to a pyramid inside the backbone
-            (:class:`ViTFeaturePyramid`, e.g. (4, 2, 1, 0.5) -> strides 4-32 for ViT/16), so that
-            stock FPN configs (mmdet ``mask-rcnn_r50_fpn``) take the ViT as a drop-in backbone.
+        out_scales: refused: the pyramid is the neck's (``ViTFeaturePyramid`` or
+            ``SimpleFeaturePyramid`` before the FPN, as mmdet's ViTDet builds it), not the
+            backbone's; the error names the config to write.
         with_cp: activation checkpointing of every block while training (recompute in the
             backward pass instead of storing activations: less memory, ~1/3 more compute).
         frozen_stages: freeze (no gradient, eval mode) the embeddings and the first
             ``frozen_stages`` blocks; ``depth`` freezes the whole backbone (linear probing).
-        pretrained: checkpoint to load in ``init_weights`` (any source of
-            :mod:`.converters`), with ``pretrained_source`` ('auto' by default); or a training
-            work dir, whose ``last_checkpoint`` is loaded.
-            ``init_cfg=dict(type='Pretrained', checkpoint=...)`` is treated the same way.
+        init_cfg: pretrained weights as every OpenMMLab config gives them,
+            ``dict(type='Pretrained', checkpoint=PATH)``: a checkpoint of any source of
+            :mod:`.converters` (``source=`` forces one; 'auto' by default), or a training work
+            dir, whose ``last_checkpoint`` is loaded. Our loader runs it in ``init_weights``
+            (keys converted, tables adapted, mismatches refused, a report printed) instead of
+            mmengine's, which would load a foreign checkpoint silently.
+        pretrained: mmseg's deprecated spelling of the same (its segmentors hand a config's
+            ``model.pretrained`` to the backbone, e.g. mmseg's own MAE/BEiT UperNet configs):
+            taken as ``init_cfg`` with a deprecation warning, as mmseg's backbones do.
     """
 
     def __init__(self, arch='base', img_size=224, patch_size=16, in_channels=3,
@@ -324,15 +330,26 @@ class VisionTransformer(BaseModule):
                  global_attn_indices=(), pretrain_img_size=224, learned_pos_grid='input',
                  out_indices=(-1, ), out_type='featmap', out_scales=None, final_norm=True,
                  with_cp=False, frozen_stages=-1, linear_init='trunc_normal',
-                 fc_norm_from_norm=False, patch_cfg=None,
-                 pretrained=None, pretrained_source='auto', init_cfg=None):
+                 fc_norm_from_norm=False, patch_cfg=None, init_cfg=None, pretrained=None):
+        if pretrained is not None:
+            if init_cfg is not None:
+                raise ValueError('both pretrained= and init_cfg= set: give the weights once, '
+                                 "init_cfg=dict(type='Pretrained', checkpoint=...)")
+            warnings.warn('DeprecationWarning: pretrained is deprecated, please use '
+                          f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})")
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        # the checkpoint and source of init_cfg=Pretrained, loaded by init_weights (last)
+        self.pretrained, self.pretrained_source = None, 'auto'
         if init_cfg is not None and init_cfg.get('type') == 'Pretrained':
-            # our loader converts keys and refuses mismatches; mmengine's would load silently
-            pretrained = init_cfg['checkpoint']
-            pretrained_source = init_cfg.get('source', pretrained_source)
+            unknown = set(init_cfg) - {'type', 'checkpoint', 'source', 'prefix', 'map_location'}
+            if unknown:
+                raise ValueError(f'init_cfg=Pretrained: unknown keys {sorted(unknown)}; it takes '
+                                 'checkpoint= and source= (auto, timm, mae, lomar, cae, '
+                                 'mmpretrain)')
+            self.pretrained = init_cfg['checkpoint']
+            self.pretrained_source = init_cfg.get('source', 'auto')
             init_cfg = None
         super().__init__(init_cfg=init_cfg)
-        self.pretrained, self.pretrained_source = pretrained, pretrained_source
         if isinstance(arch, str):
             if arch not in ARCH_SETTINGS:
                 raise KeyError(f'unknown ViT arch {arch!r}; choose one of {list(ARCH_SETTINGS)} '
@@ -424,9 +441,12 @@ class VisionTransformer(BaseModule):
         self.fc_norm = (nn.LayerNorm(self.embed_dims, eps=1e-6)
                         if out_type == 'avg_featmap' and not final_norm else None)
         self.with_cp = with_cp
-        if out_scales and out_type != 'featmap':
-            raise ValueError("out_scales needs out_type='featmap'")
-        self.pyramid = ViTFeaturePyramid(self.embed_dims, out_scales) if out_scales else None
+        if out_scales is not None:  # (a backbone option before: one way to build a pyramid)
+            raise ValueError(
+                f'out_scales={tuple(out_scales)}: the feature pyramid is a neck, not a backbone '
+                "option: neck=[dict(type='lomar_transfer.ViTFeaturePyramid', "
+                f'in_channels={self.embed_dims}, scales={tuple(out_scales)}), <the FPN>] '
+                '(configs/examples/mask-rcnn_vit-base-p16_fpn_1x_coco.py)')
         if frozen_stages > self.depth:
             raise ValueError(f'frozen_stages={frozen_stages} exceeds the {self.depth} blocks')
         self.frozen_stages = frozen_stages
@@ -545,7 +565,7 @@ class VisionTransformer(BaseModule):
                 x = self.norm(x)
             if i in self.out_indices:
                 outs.append(self._format_output(x, grid_hw))
-        return self.pyramid(outs) if self.pyramid is not None else tuple(outs)
+        return tuple(outs)
 
     def encode(self, tokens, grid_hw=None):
         """Dropout, all blocks and the final norm on an assembled token sequence: the encoder
