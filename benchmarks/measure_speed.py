@@ -1,15 +1,22 @@
 """Speed and memory measurements of the suite (measurements, never pass/fail tests).
 
-    .venv/bin/python benchmarks/measure_speed.py [--sections gemm pretrain vit dense roi]
-                                                  [--out benchmarks/results.json]
+    .venv/bin/python benchmarks/measure_speed.py [--sections gemm pretrain profile pipeline vit
+                                                  dense roi knn] [--sizes ...] [--batch 2 4]
+                                                  [--adamw fused|per-tensor] [--out FILE]
 
 Writes the JSON and prints the Markdown tables kept in benchmarks/README.md. Every timing is the
 median of repeats after warm-up, in this process with torch's default threads.
 
 - gemm: large fp32 matrix products, the machine's practical peak FLOP/s.
-- pretrain: one pretraining step (forward + backward + AdamW) of LoMaR and of mmpretrain's MAE
-  (its own MAEViT encoder and decoder), ViT-B/16, at several input sizes: images/s, the ratio,
-  analytic FLOPs per image and achieved FLOP/s.
+- pretrain: one pretraining step (uint8 images through the data preprocessor, forward, backward,
+  AdamW) of LoMaR and of mmpretrain's MAE (its own MAEViT encoder and decoder), ViT-B/16, at
+  several input sizes and batch sizes: images/s, the ratio, analytic FLOPs per image and achieved
+  FLOP/s as a share of the gemm peak of the same run.
+- profile: where one LoMaR step's time goes (torch profiler): matrix products, attention softmax,
+  relative position term, norms and activations, windows/masking/targets/loss, optimizer, data
+  preprocessor, copies and element-wise work, Python.
+- pipeline: the pretraining recipes' data pipeline (decode, random resized crop, flip, pack) on
+  one core, per transform, and the loader workers one GPU needs at a stated throughput.
 - vit: our ViT-B/16 vs timm's vit_base_patch16_224 with identical weights, forward and
   forward + backward.
 - dense: peak resident memory and time of one training step of the paper-sized Mask R-CNN
@@ -110,39 +117,260 @@ def _pretrain_model(method, img):
     return model.train()
 
 
-def bench_pretrain(sizes, batch, peak):
+def _adamw(model, fused):
+    """The pretraining recipes' AdamW (betas 0.9, 0.95, wd 0.05), the same for both methods:
+    ``fused`` (one kernel over all tensors, as the LoMaR config asks) or torch's CPU default
+    (a loop of element-wise kernels per tensor)."""
+    return torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95),
+                             weight_decay=0.05, fused=fused)
+
+
+def _train_step(model, optim, batch, img):
+    """One training step as the runner runs it: uint8 images through the model's data
+    preprocessor, loss, backward, optimizer step."""
     from mmpretrain.structures import DataSample
+    from torch.profiler import record_function
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, 3, img, img), dtype=torch.uint8, generator=g)
+    samples = [DataSample() for _ in range(batch)]
+
+    def step():
+        with record_function('data preprocessor'):
+            data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
+        losses = model.loss(data['inputs'], data['data_samples'])
+        sum(losses.values()).backward()
+        with record_function('optimizer step'):
+            optim.step()
+            optim.zero_grad(set_to_none=True)
+    return step
+
+
+def bench_pretrain(sizes, batches, peak, fused=True, repeats=5):
+    """LoMaR and MAE steps timed in turn (one of each per repeat), so that a drift of the
+    machine's speed during the run moves both and not their ratio."""
     rows = []
     for img in sizes:
-        row = dict(img=img, batch=batch)
-        for method in ('lomar', 'mae'):
-            torch.manual_seed(0)
-            model = _pretrain_model(method, img)
-            optim = torch.optim.AdamW(model.parameters(), lr=1e-4)
-            x = torch.randn(batch, 3, img, img)
-            samples = [DataSample() for _ in range(batch)]
-
-            def step():
-                losses = model.loss(x, samples)
-                sum(losses.values()).backward()
-                optim.step()
-                optim.zero_grad(set_to_none=True)
-
-            t = median_time(step, warmup=1, repeats=3)
-            flops = 3 * (lomar_flops(img) if method == 'lomar' else mae_flops(img))  # fwd+bwd
-            row[method] = dict(seconds_per_step=t, images_per_s=batch / t,
-                               gflops_per_image=flops / 1e9,
-                               achieved_gflops=flops * batch / t / 1e9,
-                               fraction_of_peak=flops * batch / t / 1e9 / peak)
-            del model, optim
-        row['speedup_lomar_vs_mae'] = row['lomar']['images_per_s'] / row['mae']['images_per_s']
-        row['analytic_flops_ratio'] = (row['mae']['gflops_per_image']
-                                       / row['lomar']['gflops_per_image'])
-        rows.append(row)
-        print(f'  pretrain {img}px: LoMaR {row["lomar"]["images_per_s"]:.2f} img/s, MAE '
-              f'{row["mae"]["images_per_s"]:.2f} img/s, ratio {row["speedup_lomar_vs_mae"]:.2f}x'
-              f' (analytic {row["analytic_flops_ratio"]:.2f}x)', flush=True)
+        for batch in batches:
+            row = dict(img=img, batch=batch, fused_adamw=fused)
+            steps = {}
+            for method in ('lomar', 'mae'):
+                torch.manual_seed(0)
+                model = _pretrain_model(method, img)
+                steps[method] = _train_step(model, _adamw(model, fused), batch, img)
+                steps[method]()  # warm-up
+            times = {method: [] for method in steps}
+            for _ in range(repeats):
+                for method, step in steps.items():
+                    t = time.perf_counter()
+                    step()
+                    times[method].append(time.perf_counter() - t)
+            del steps
+            for method, ts in times.items():
+                t = statistics.median(ts)
+                flops = 3 * (lomar_flops(img) if method == 'lomar' else mae_flops(img))
+                row[method] = dict(seconds_per_step=t, images_per_s=batch / t,
+                                   gflops_per_image=flops / 1e9,
+                                   achieved_gflops=flops * batch / t / 1e9,
+                                   fraction_of_peak=flops * batch / t / 1e9 / peak)
+            row['speedup_lomar_vs_mae'] = (row['lomar']['images_per_s']
+                                           / row['mae']['images_per_s'])
+            row['analytic_flops_ratio'] = (row['mae']['gflops_per_image']
+                                           / row['lomar']['gflops_per_image'])
+            rows.append(row)
+            print(f'  pretrain {img}px batch {batch}: LoMaR {row["lomar"]["images_per_s"]:.2f} '
+                  f'img/s, MAE {row["mae"]["images_per_s"]:.2f} img/s, ratio '
+                  f'{row["speedup_lomar_vs_mae"]:.2f}x (analytic '
+                  f'{row["analytic_flops_ratio"]:.2f}x)', flush=True)
     return rows
+
+
+# Where a LoMaR step's time goes. Matrix products are counted with everything they run inside
+# (addmm's bias copy into its output); every other operator by its own (self) time, under the
+# first rule that matches: its name, the autograd node running it (backward), the phase or module
+# it runs in (forward hooks below). Time in no operator (Python) is the remainder of the wall time.
+MATMULS = ('aten::mm', 'aten::addmm', 'aten::bmm', 'aten::baddbmm')
+BY_NAME = (('gelu', 'norms and activations'), ('layer_norm', 'norms and activations'),
+           ('softmax', 'attention softmax'), ('scaled_dot_product', 'attention softmax'))
+BY_BACKWARD_NODE = (('Gather', 'relative position term'),
+                    ('NativeLayerNorm', 'norms and activations'),
+                    ('Gelu', 'norms and activations'), ('Softmax', 'attention softmax'),
+                    ('Index', 'windows, masking, targets, loss'),
+                    ('Where', 'windows, masking, targets, loss'),
+                    ('MseLoss', 'windows, masking, targets, loss'))
+PROFILE_ROWS = ('matrix products', 'attention softmax', 'relative position term',
+                'norms and activations', 'windows, masking, targets, loss', 'optimizer step',
+                'data preprocessor', 'copies and element-wise', 'outside operators (Python)')
+
+
+def _label_modules(model):
+    """Forward hooks that open a profiler range around each LoMaR module of interest."""
+    from torch.profiler import record_function
+
+    from lomar_transfer.models.backbones.relative_position import ContextualKeyRPE
+    from lomar_transfer.models.backbones.vision_transformer import Block
+    handles, open_ranges = [], []
+
+    def enter(label):
+        def hook(module, args):
+            open_ranges.append(record_function(label))
+            open_ranges[-1].__enter__()
+        return hook
+
+    def leave(module, args, out):
+        open_ranges.pop().__exit__(None, None, None)
+
+    for module in model.modules():
+        label = ('relative position term' if isinstance(module, ContextualKeyRPE) else
+                 'encoder block' if isinstance(module, Block) else None)
+        if label:
+            handles += [module.register_forward_pre_hook(enter(label)),
+                        module.register_forward_hook(leave)]
+    return handles
+
+
+def _category(event):
+    names = []
+    parent = event
+    while parent is not None:
+        names.append(parent.name)
+        parent = parent.cpu_parent
+    for phase in ('data preprocessor', 'optimizer step'):
+        if phase in names:
+            return phase
+    for key, category in BY_NAME:
+        if key in event.name:
+            return category
+    node = next((n for n in names if n.startswith('autograd::engine::evaluate_function')), None)
+    if node is not None:
+        return next((c for k, c in BY_BACKWARD_NODE if k in node), 'copies and element-wise')
+    if 'relative position term' in names:
+        return 'relative position term'
+    if 'encoder block' in names:
+        return 'copies and element-wise'
+    return 'windows, masking, targets, loss'  # forward outside the blocks
+
+
+def profile_lomar(img, batch, fused, steps=3):
+    """Share of a LoMaR ViT-B/16 training step's time per kind of work (torch profiler, summed
+    over ``steps`` steps after two warm-up steps)."""
+    from torch.profiler import ProfilerActivity, profile
+    torch.manual_seed(0)
+    model = _pretrain_model('lomar', img)
+    step = _train_step(model, _adamw(model, fused), batch, img)
+    step()
+    step()
+    handles = _label_modules(model)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wall = (time.perf_counter() - t) * 1e6
+    for h in handles:
+        h.remove()
+    times = dict.fromkeys(PROFILE_ROWS, 0.)
+
+    def visit(event):
+        if event.name in MATMULS:
+            times['matrix products'] += event.cpu_time_total
+            return
+        times[_category(event)] += event.self_cpu_time_total
+        for child in event.cpu_children:
+            visit(child)
+
+    for event in prof.events():
+        if event.cpu_parent is None:
+            visit(event)
+    times['outside operators (Python)'] = max(wall - sum(times.values()), 0.)
+    return dict(img=img, batch=batch, fused_adamw=fused, seconds=wall / 1e6 / steps,
+                shares={k: v / wall for k, v in times.items()})
+
+
+def bench_profile(sizes, batches, fused):
+    rows = []
+    for img in sizes:
+        for batch in batches:
+            rows.append(profile_lomar(img, batch, fused))
+            print(f'  profile {img}px batch {batch}: matrix products '
+                  f'{rows[-1]["shares"]["matrix products"]:.1%}', flush=True)
+    return rows
+
+
+def _pretrain_pipeline(method, img):
+    """The training pipeline of each method's pretraining config, cropping to ``img``."""
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+    cfg = (Config.fromfile(REPO / 'configs/lomar/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py')
+           if method == 'lomar' else
+           get_config('mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py'))
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    for t in pipeline:
+        if t['type'].endswith('RandomResizedCrop'):
+            t['scale'] = img
+    return pipeline
+
+
+def _jpegs(folder, count=24, size=(500, 375)):
+    """``count`` JPEGs of ImageNet's typical size (500 x 375), textured like photographs (smooth
+    shapes plus grain) so that they decode at a realistic cost."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        coarse = rng.integers(0, 256, (size[1] // 25, size[0] // 25, 3), dtype=np.uint8)
+        smooth = np.asarray(Image.fromarray(coarse).resize(size, Image.BICUBIC), dtype=np.int16)
+        grain = rng.integers(-12, 13, smooth.shape, dtype=np.int16)
+        path = Path(folder) / f'{i}.JPEG'
+        Image.fromarray(np.clip(smooth + grain, 0, 255).astype(np.uint8)).save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def bench_pipeline(img, gpu_tflops, repeats=3):
+    """Images per second per CPU core of each pretraining recipe's data pipeline (one worker
+    process's work: decode, random resized crop, flip, pack), the time of each transform, and the
+    loader workers one GPU needs at ``gpu_tflops`` of sustained training throughput."""
+    import tempfile
+
+    import cv2
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import TRANSFORMS
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    out = dict(img=img, gpu_tflops=gpu_tflops)
+    with tempfile.TemporaryDirectory() as folder, \
+            DefaultScope.overwrite_default_scope('mmpretrain'):
+        paths = _jpegs(folder)
+        for method in ('lomar', 'mae'):
+            transforms = [TRANSFORMS.build(t) for t in _pretrain_pipeline(method, img)]
+            names = [type(t).__name__ for t in transforms]
+            per_transform = dict.fromkeys(names, 0.)
+            runs = []
+            for r in range(repeats + 1):  # the first pass warms the caches, not timed
+                start = time.perf_counter()
+                for path in paths:
+                    results = dict(img_path=path)
+                    for name, transform in zip(names, transforms):
+                        t = time.perf_counter()
+                        results = transform(results)
+                        if r:
+                            per_transform[name] += time.perf_counter() - t
+                if r:
+                    runs.append(time.perf_counter() - start)
+            images_per_s = len(paths) / statistics.median(runs)
+            gpu_images_per_s = gpu_tflops * 1e12 / (
+                3 * (lomar_flops(img) if method == 'lomar' else mae_flops(img)))
+            out[method] = dict(
+                images_per_s_per_core=images_per_s,
+                ms_per_image={n: 1e3 * v / (len(paths) * repeats)
+                              for n, v in per_transform.items()},
+                gpu_images_per_s=gpu_images_per_s,
+                workers_per_gpu=gpu_images_per_s / images_per_s)
+            print(f'  pipeline {method} {img}px: {images_per_s:.0f} img/s per core; '
+                  f'{out[method]["workers_per_gpu"]:.1f} workers per GPU', flush=True)
+    torch.set_num_threads(threads)
+    return out
 
 
 def bench_vit(batch, peak):
@@ -194,7 +422,7 @@ def dense_child(config, size, batch, options):
 
     import lomar_transfer  # noqa: F401
     cfg = Config.fromfile(config)
-    cfg.model.backbone.pretrained = None
+    cfg.model.backbone.init_cfg = None  # random weights: the step's cost, not a checkpoint's
     for k, v in options.items():
         cfg.model.backbone[k] = v
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
@@ -335,6 +563,9 @@ def markdown(res):
         lines += [f'| {r["n"]} | {r["gflops"]:.1f} |' for r in res['gemm']['rows']]
         lines.append('')
     if 'pretrain' in res:
+        fused = res['pretrain'][0].get('fused_adamw')
+        lines += [f'AdamW: {"fused" if fused else "per-tensor (torch CPU default)"}, both methods.',
+                  '']
         lines += ['| input | batch | LoMaR img/s | MAE img/s | LoMaR / MAE | analytic FLOPs ratio '
                   '| LoMaR GFLOP/img (train) | MAE GFLOP/img (train) | LoMaR % peak | MAE % peak |',
                   '|---|---|---|---|---|---|---|---|---|---|']
@@ -347,6 +578,27 @@ def markdown(res):
                 f'{ma["gflops_per_image"]:.0f} | {100 * lo["fraction_of_peak"]:.0f}% | '
                 f'{100 * ma["fraction_of_peak"]:.0f}% |')
         lines.append('')
+    if 'profile' in res:
+        rows = res['profile']
+        lines += ['| share of a LoMaR ViT-B/16 training step | ' + ' | '.join(
+            f'{r["img"]}px, batch {r["batch"]}' for r in rows) + ' |',
+            '|---|' + '---|' * len(rows)]
+        lines += [f'| {k} | ' + ' | '.join(f'{100 * r["shares"][k]:.1f}%' for r in rows) + ' |'
+                  for k in PROFILE_ROWS]
+        lines += ['| step (s, under the profiler) | ' + ' | '.join(
+            f'{r["seconds"]:.2f}' for r in rows) + ' |', '']
+    if 'pipeline' in res:
+        r = res['pipeline']
+        names = list(r['lomar']['ms_per_image'])
+        lines += [f'| data pipeline at {r["img"]}, one core | LoMaR | MAE |', '|---|---|---|']
+        lines += [f'| {n}, ms / image | {r["lomar"]["ms_per_image"][n]:.1f} | '
+                  f'{r["mae"]["ms_per_image"].get(n, float("nan")):.1f} |' for n in names]
+        lines += [f'| images / s per core | {r["lomar"]["images_per_s_per_core"]:.0f} | '
+                  f'{r["mae"]["images_per_s_per_core"]:.0f} |',
+                  f'| GPU images / s at {r["gpu_tflops"]:.0f} TFLOP/s | '
+                  f'{r["lomar"]["gpu_images_per_s"]:.0f} | {r["mae"]["gpu_images_per_s"]:.0f} |',
+                  f'| loader workers (cores) per GPU | {r["lomar"]["workers_per_gpu"]:.1f} | '
+                  f'{r["mae"]["workers_per_gpu"]:.1f} |', '']
     if 'vit' in res:
         v = res['vit']
         lines += ['| ViT-B/16 224, batch %d | ours | timm | ours / timm |' % v['batch'],
@@ -393,9 +645,17 @@ def main():
         print(json.dumps(CHILDREN[sys.argv[2]](**json.loads(sys.argv[3]))))
         return
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--sections', nargs='+', default=['gemm', 'pretrain', 'vit', 'dense', 'roi'])
+    p.add_argument('--sections', nargs='+', default=['gemm', 'pretrain', 'profile', 'pipeline',
+                                                      'vit', 'dense', 'roi'])
     p.add_argument('--sizes', nargs='+', type=int, default=[224, 384, 448, 512])
-    p.add_argument('--batch', type=int, default=4)
+    p.add_argument('--batch', nargs='+', type=int, default=[2, 4])
+    p.add_argument('--profile-size', type=int, default=448)
+    p.add_argument('--adamw', choices=['fused', 'per-tensor'], default='fused',
+                   help="AdamW implementation of the pretraining steps (both methods): 'fused' "
+                   "as the LoMaR config, or torch's CPU default (per-tensor loop)")
+    p.add_argument('--gpu-tflops', type=float, default=100.,
+                   help='sustained training throughput of one GPU, for the loader workers it '
+                   'needs (100: an A100 at a third of its 312 TFLOP/s fp16 peak)')
     p.add_argument('--out', default=str(REPO / 'benchmarks/results.json'))
     args = p.parse_args()
     t0 = time.time()
@@ -403,12 +663,16 @@ def main():
                f'{torch.get_num_threads()} threads', torch=torch.__version__,
                threads=torch.get_num_threads())
     peak = None
-    if {'gemm', 'pretrain', 'vit'} & set(args.sections):
+    if {'gemm', 'pretrain', 'profile', 'vit'} & set(args.sections):
         res['gemm'] = bench_gemm()
         peak = res['gemm']['peak_gflops']
         print(f'gemm peak {peak:.1f} GFLOP/s', flush=True)
     if 'pretrain' in args.sections:
-        res['pretrain'] = bench_pretrain(args.sizes, args.batch, peak)
+        res['pretrain'] = bench_pretrain(args.sizes, args.batch, peak, args.adamw == 'fused')
+    if 'profile' in args.sections:
+        res['profile'] = bench_profile([args.profile_size], args.batch, args.adamw == 'fused')
+    if 'pipeline' in args.sections:
+        res['pipeline'] = bench_pipeline(args.profile_size, args.gpu_tflops)
     if 'vit' in args.sections:
         res['vit'] = bench_vit(8, peak)
         print(f'  vit: forward ours/timm {res["vit"]["forward_ratio"]:.2f}x', flush=True)

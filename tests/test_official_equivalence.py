@@ -98,6 +98,24 @@ def test_lomar_pretraining_predictions_and_loss(tmp_path):
     torch.testing.assert_close(pred, ref_pred, atol=ATOL, rtol=0)
     torch.testing.assert_close(loss, ref_loss, atol=ATOL, rtol=0)
 
+    # training (gradients on): the attention takes its fused baddbmm path (the relative term
+    # needs a gradient); same loss and same gradients for the image and every RPE table
+    x.requires_grad_(True)
+    latent, mask, patch_ids = model.backbone(x, mask=True)
+    loss = model.head.loss(model.head(latent), x, mask, patch_ids)
+    grid_ids = patch_ids % 196
+    masked = grid_ids[mask.bool()].view(3, 4, -1)
+    ref_loss, _, _ = official.lomar_pretrain(x, grid_ids[:4, 0] // 14, grid_ids[:4, 0] % 14,
+                                             masked)
+    ours_grads = torch.autograd.grad(loss, [x] + [b.attn.rpe_k.lookup_table_weight
+                                                  for b in model.backbone.layers])
+    ref_grads = torch.autograd.grad(ref_loss, [x] + [b.attn.rpe_k.lookup_table_weight
+                                                     for b in official.blocks])
+    torch.testing.assert_close(loss, ref_loss, atol=ATOL, rtol=0)
+    for ours_grad, ref_grad in zip(ours_grads, ref_grads):
+        assert ref_grad.abs().max() > 0
+        torch.testing.assert_close(ours_grad, ref_grad, atol=1e-9, rtol=1e-7)
+
 
 @pytest.mark.slow
 def test_mae_pretraining_encoder(tmp_path):

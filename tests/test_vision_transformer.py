@@ -206,3 +206,27 @@ def test_activation_checkpointing_gives_the_same_gradients():
         m(x)[0].square().mean().backward()
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
     assert torch.allclose(grads[0], grads[1], atol=1e-6) and grads[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize('mask_batch', [1, 2])  # BEiT's (1, heads, N, N) table; LoMaR's per item
+def test_attention_with_a_learned_term_is_sdpa(mask_batch):
+    """While training, a relative position term that needs a gradient takes one baddbmm instead
+    of SDPA's math fallback: same output and same gradients for q, k, v and the term."""
+    from torch.nn.functional import scaled_dot_product_attention as sdpa
+
+    from lomar_transfer.models.backbones.vision_transformer import attention
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    term = torch.randn(mask_batch, 3, 5, 5, generator=g, dtype=torch.float64,
+                       requires_grad=True)
+    weight = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64)
+    results = []
+    for fn in (lambda: attention(q, k, v, term, 4**-0.5), lambda: sdpa(q, k, v, attn_mask=term)):
+        out = fn()
+        results.append([out] + list(torch.autograd.grad((out * weight).sum(), [q, k, v, term])))
+    for ours, ref in zip(*results):
+        assert ref.abs().max() > 0
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # inference (no gradient): the SDPA kernel itself
+        torch.testing.assert_close(attention(q, k, v, term, 4**-0.5), results[1][0])

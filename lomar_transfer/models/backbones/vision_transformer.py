@@ -80,7 +80,7 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention through ``F.scaled_dot_product_attention``.
+    """Multi-head self-attention through ``F.scaled_dot_product_attention`` (see :func:`attention`).
 
     ``qkv_bias``: True (timm/MAE: one bias for q, k and v), False, or 'qv' (BEiT/CAE: learnable q
     and v biases, k has none). Relative position terms, each passed to SDPA as an additive mask:
@@ -148,9 +148,27 @@ class Attention(nn.Module):
         if self.decomposed_grid is not None:
             rel = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, grid_hw)
             mask = rel if mask is None else mask + rel
-        x = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.)
+        x = attention(q, k, v, mask, self.scale, self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
+
+
+def attention(q, k, v, mask, scale, dropout_p=0.):
+    """softmax(q k^T * scale + mask) v for (B, heads, N, head_dims) q, k, v.
+
+    ``F.scaled_dot_product_attention`` (a fused kernel) unless the additive ``mask`` needs a
+    gradient (a learned relative position term while training): SDPA then runs its math
+    fallback, which scales q and k separately and checks every row for -inf before the softmax;
+    here one ``baddbmm`` adds the term and the scale inside the matrix product instead (same
+    function: about 2% of a LoMaR training step saved, ``benchmarks/README.md``).
+    """
+    if mask is None or not (torch.is_grad_enabled() and mask.requires_grad):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    b, h, n, d = q.shape
+    logits = torch.baddbmm(mask.expand(b, h, n, k.shape[2]).reshape(b * h, n, -1),
+                           q.reshape(b * h, n, d), k.reshape(b * h, -1, d).transpose(1, 2),
+                           alpha=scale)
+    weights = F.dropout(logits.softmax(-1), dropout_p) if dropout_p else logits.softmax(-1)
+    return torch.bmm(weights, v.reshape(b * h, -1, d)).view(b, h, n, d)
 
 
 def beit_relative_position_index(h, w, num_prefix_tokens=1):
