@@ -95,17 +95,25 @@ def bench_gemm():
     return dict(rows=rows, peak_gflops=max(r['gflops'] for r in rows))
 
 
-def _pretrain_model(method, img):
+def train_flops(method, img):
+    """Analytic FLOPs of one training step per image (forward + backward = 3x forward)."""
+    return 3 * (lomar_flops(img) if method == 'lomar' else mae_flops(img))
+
+
+def _pretrain_config(method):
+    """Each method's ViT-B/16 pretraining recipe: ours for LoMaR, mmpretrain's own for MAE."""
     from mmengine.config import Config
+    from mmengine.hub import get_config
+
+    from lomar_transfer.benchmark import config_path
+    if method == 'lomar':  # the suite's own pretraining config
+        return Config.fromfile(config_path('paper', 'lomar', 'pretrain'))
+    return get_config('mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py')
+
+
+def _pretrain_model(method, img):
     from mmengine.registry import DefaultScope, MODELS
-    cfg_file = dict(
-        lomar='configs/lomar/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
-        mae='mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py')[method]
-    if cfg_file.startswith('mmpretrain::'):
-        from mmengine.hub import get_config
-        cfg = get_config(cfg_file)
-    else:
-        cfg = Config.fromfile(REPO / cfg_file)
+    cfg = _pretrain_config(method)
     model_cfg = cfg.model
     model_cfg.backbone.img_size = img
     if method == 'mae':
@@ -167,7 +175,7 @@ def bench_pretrain(sizes, batches, peak, fused=True, repeats=5):
             del steps
             for method, ts in times.items():
                 t = statistics.median(ts)
-                flops = 3 * (lomar_flops(img) if method == 'lomar' else mae_flops(img))
+                flops = train_flops(method, img)
                 row[method] = dict(seconds_per_step=t, images_per_s=batch / t,
                                    gflops_per_image=flops / 1e9,
                                    achieved_gflops=flops * batch / t / 1e9,
@@ -297,11 +305,7 @@ def bench_profile(sizes, batches, fused):
 
 def _pretrain_pipeline(method, img):
     """The training pipeline of each method's pretraining config, cropping to ``img``."""
-    from mmengine.config import Config
-    from mmengine.hub import get_config
-    cfg = (Config.fromfile(REPO / 'configs/lomar/lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py')
-           if method == 'lomar' else
-           get_config('mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py'))
+    cfg = _pretrain_config(method)
     pipeline = cfg.train_dataloader.dataset.pipeline
     for t in pipeline:
         if t['type'].endswith('RandomResizedCrop'):
@@ -359,8 +363,7 @@ def bench_pipeline(img, gpu_tflops, repeats=3):
                 if r:
                     runs.append(time.perf_counter() - start)
             images_per_s = len(paths) / statistics.median(runs)
-            gpu_images_per_s = gpu_tflops * 1e12 / (
-                3 * (lomar_flops(img) if method == 'lomar' else mae_flops(img)))
+            gpu_images_per_s = gpu_tflops * 1e12 / train_flops(method, img)
             out[method] = dict(
                 images_per_s_per_core=images_per_s,
                 ms_per_image={n: 1e3 * v / (len(paths) * repeats)
