@@ -6,7 +6,6 @@ ours. The other safety features are plain hooks declared in the configs
 (``configs/_base_/safety.py``).
 """
 import os.path as osp
-import re
 from contextlib import nullcontext
 
 from mmengine.dist import is_main_process
@@ -16,6 +15,7 @@ from mmengine.runner import Runner
 from ..datasets.bad_samples import guard_dataloader
 from ..datasets.checks import check_data
 from ..fileio import CheckpointError
+from ..models.backbones.weights import check_fit
 from ..registry import RUNNERS, SCOPE
 from ..utils import setup_cpu_distributed
 from .preemption import PreemptionHook
@@ -37,58 +37,6 @@ def drop_package_scope(node):
         for value in node:
             drop_package_scope(value)
     return node
-
-
-def _short(error):
-    """torch's 'size mismatch for k: copying a param with shape torch.Size([2]) from
-    checkpoint, the shape in current model is torch.Size([3]).' -> 'k: checkpoint [2] vs model
-    [3]'."""
-    m = re.match(r'size mismatch for (\S+): .*?torch\.Size\((.*?)\) from checkpoint, .*?'
-                 r'torch\.Size\((.*?)\)', error)
-    return f'{m[1]}: checkpoint {m[2]} vs model {m[3]}' if m else error.split('\n')[0][:200]
-
-
-def check_fit(model, load, path, exact=False, min_match=0.5):
-    """Run ``load()``, mmengine's loading of checkpoint ``path`` into ``model``, and refuse what
-    it only warns about (it loads with strict=False, skipping tensors of another shape): fewer
-    than ``min_match`` of the model's tensors loaded, i.e. another model's weights, or (``exact``,
-    for resuming) any of them not loaded. Returns what ``load`` returns."""
-    lists, report = {}, {}
-
-    def grab(module, state_dict, prefix, meta, strict, missing, unexpected, errors):
-        lists.update(missing=missing, unexpected=unexpected, errors=errors)
-
-    def snapshot(module, incompatible):
-        # the root's post hook runs last: after every module's own key migrations and before
-        # mmengine appends its summary to the error list
-        report.update({k: list(v) for k, v in lists.items()})
-
-    handles = [model.register_load_state_dict_pre_hook(grab),
-               model.register_load_state_dict_post_hook(snapshot)]
-    try:
-        result = load()
-    finally:
-        for handle in handles:
-            handle.remove()
-    if not report:
-        return result
-    missing = [k for k in report['missing'] if 'num_batches_tracked' not in k]
-    total = len([k for k in model.state_dict() if 'num_batches_tracked' not in k])
-    loaded = total - len(missing) - len(report['errors'])
-    if loaded < (total if exact else min_match * total):
-        parts = [f'{loaded} of its {total} tensors load']
-        if report['errors']:
-            parts.append(f"{len(report['errors'])} have another shape, e.g. "
-                         f"{'; '.join(_short(e) for e in report['errors'][:2])}")
-        if missing:
-            parts.append(f'{len(missing)} are missing, e.g. {", ".join(missing[:2])}')
-        if report['unexpected']:
-            parts.append(f'it has instead e.g. {", ".join(report["unexpected"][:3])}')
-        raise CheckpointError(path, (
-            'does not fit this model exactly, so it cannot be resumed (a run of another config?)'
-            if exact else "does not fit this model (another model's weights? A pretrained "
-            'backbone goes in model.backbone.init_cfg)') + ': ' + '; '.join(parts))
-    return result
 
 
 @RUNNERS.register_module()

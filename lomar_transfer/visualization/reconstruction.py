@@ -24,10 +24,6 @@ import contextlib
 import copy
 import inspect
 import os.path as osp
-import pickle
-import re
-import zipfile
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -35,8 +31,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..fileio import WriteError, atomic_write
-from ..models.backbones.converters import legacy_block_keys, rename_legacy_block
+from ..fileio import CheckpointError, WriteError, atomic_write, read_checkpoint
+from ..models.backbones.weights import check_fit
 
 GREY = 128  # masked patches, and the target where a method defines none (outside LoMaR windows)
 TITLES = ('input', 'masked', 'reconstruction', 'target')
@@ -90,50 +86,27 @@ def build_pretraining_model(cfg):
 
 
 def load_pretraining_checkpoint(model, path):
-    """Strictly load a whole-algorithm checkpoint (``state_dict`` as tools/train.py writes it)
-    through mmengine's loader; every problem is a one-line VisualizationError. Returns its meta."""
-    from mmengine.runner.checkpoint import CheckpointLoader, load_state_dict
+    """Load a whole-algorithm checkpoint (as tools/train.py writes it) through mmengine's loader
+    and the checked load (the backbone adapts older formats of ours on load), every tensor of
+    the model or a one-line VisualizationError. Returns its meta."""
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
     if not osp.isfile(path):
         raise VisualizationError(
             f'checkpoint not found: {path}; pass a pretraining checkpoint written by '
             'tools/train.py (work_dirs/<config name>/iter_*.pth or epoch_*.pth)')
     try:
-        ckpt = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as e:
-        why = (str(e).strip().splitlines() or [''])[0][:200]
+        ckpt = read_checkpoint(path, 'cpu')
+    except CheckpointError as e:
+        raise VisualizationError(f'cannot read checkpoint {e}; copy it again or pass '
+                                 'another') from e
+    try:
+        check_fit(model, lambda: _load_checkpoint_to_model(model, ckpt, logger='silent'), path,
+                  exact=True)
+    except CheckpointError as e:
         raise VisualizationError(
-            f'cannot read checkpoint {path} ({type(e).__name__}: {why}); it is truncated or not '
-            'a PyTorch checkpoint: copy it again or pass another') from e
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise VisualizationError(f'{path} holds no state_dict of tensors; pass a pretraining '
-                                 'checkpoint written by tools/train.py')
-    # DDP-wrapped keys, as load_checkpoint's default revise_keys; the modules' format versions
-    # (torch's _metadata) kept for their upgrades on load
-    meta = getattr(state, '_metadata', None)
-    state = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state.items())
-    if meta is not None:
-        state._metadata = meta
-    # the ViT's 'blocks.N.' of checkpoints written before format 3 are its 'layers.N.' (the
-    # backbone migrates them on load)
-    own = model.state_dict()
-    named = state
-    if any(k.startswith('backbone.layers.') for k in own):
-        old = set(legacy_block_keys(state, 'backbone.'))
-        named = {('backbone.' + rename_legacy_block(k[len('backbone.'):]) if k in old else k): v
-                 for k, v in state.items()}
-    missing = [k for k in own if k not in named]
-    unexpected = [k for k in named if k not in own]
-    wrong = [k for k in own if k in named and named[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        found = [f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in (
-            (missing, 'missing'), (unexpected, 'unexpected'), (wrong, 'of another shape')) if keys]
-        raise VisualizationError(
-            f'{path} does not fit the model of this config ({", ".join(found)} tensors); pass '
-            'the pretraining config it was trained with, and the whole-model checkpoint '
-            'tools/train.py wrote (not a converted backbone)')
-    load_state_dict(model, state, strict=True)
+            f'{path} does not fit the model of this config ({str(e)[len(path) + 2:]}); pass the '
+            'pretraining config it was trained with, and the whole-model checkpoint '
+            'tools/train.py wrote (not a converted backbone)') from e
     return ckpt.get('meta', {})
 
 

@@ -17,10 +17,10 @@ from mmengine.model.weight_init import trunc_normal_
 from mmengine.utils import to_2tuple
 
 from ...registry import MODELS
-from .converters import describe_migration, legacy_block_keys, rename_legacy_block
 from .pos_embed import SINCOS_ORDERS, resample_abs_pos_embed, sincos_pos_embed_2d
 from .pretrained import load_pretrained_backbone
 from .relative_position import ContextualKeyRPE, decomposed_rel_pos_bias
+from .weights import adapt_state_dict, report_notes
 
 def check_mask_flag(mask, method):
     """The pretraining views take ``mask=None`` for "no masking" (mmpretrain's value: its
@@ -362,8 +362,8 @@ class VisionTransformer(BaseModule):
             unknown = set(init_cfg) - {'type', 'checkpoint', 'source', 'prefix', 'map_location'}
             if unknown:
                 raise ValueError(f'init_cfg=Pretrained: unknown keys {sorted(unknown)}; it takes '
-                                 'checkpoint= and source= (auto, timm, mae, lomar, cae, '
-                                 'mmpretrain)')
+                                 "checkpoint= and source= ('auto' or one of "
+                                 'lomar_transfer/sources, mmpretrain, lomar_transfer)')
             self.pretrained = init_cfg['checkpoint']
             self.pretrained_source = init_cfg.get('source', 'auto')
             init_cfg = None
@@ -523,37 +523,11 @@ class VisionTransformer(BaseModule):
     _version = 3
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        recorded = local_metadata.get('version')
-        version = self._version if recorded is None else recorded
-        # whole-model checkpoints that mmengine loads itself (load_from, --resume, test) reach
-        # the backbone here; pretrained= goes through the converters, which rename first
-        old = legacy_block_keys(state_dict, prefix)
-        if old and not any(k.startswith(prefix + 'layers.') for k in state_dict):
-            self._migrate_blocks(state_dict, prefix, old, recorded)
-        cae_like = prefix + 'layers.0.attn.q_bias' in state_dict
-        if (version < 2 and cae_like and self.pos_embed_type == 'sincos'
-                and self.sincos_order == 'cae' and prefix + 'pos_embed' not in state_dict):
-            raise RuntimeError(
-                f'{prefix or "this"} state dict was written by lomar_transfer before format 2: '
-                "its CAE encoder was trained with the sin-cos table in MAE's channel order, and "
-                "this model uses CAE's own order (lxtGH/CAE), so the weights would silently mean "
-                'something else. Re-run the CAE pretraining, or build the backbone with '
-                "sincos_order='mae' to use this checkpoint as it was trained.")
+        # every loading reaches the backbone here (init_cfg, load_from, --resume, test, tools):
+        # the one place where incoming weights are adapted to this model (weights.py)
+        notes = adapt_state_dict(self, state_dict, prefix, local_metadata.get('version'))
+        report_notes(self, prefix, notes)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
-
-    @staticmethod
-    def _migrate_blocks(state_dict, prefix, old, version):
-        """Rename a format < 3 state dict's ``blocks.N.*`` to ``layers.N.*`` in place (``version``:
-        the recorded one, or None). Format 1 tables of LoMaR's relative position are rescaled
-        here: their module's format version is recorded under the old name, out of its reach."""
-        from mmengine.logging import print_log
-        for key in old:
-            new = prefix + rename_legacy_block(key[len(prefix):])
-            state_dict[new] = state_dict.pop(key)
-            if version is not None and new.endswith('.rpe_k.lookup_table_weight'):
-                ContextualKeyRPE.upgrade_table(state_dict, new, version)
-        print_log(f'{prefix.rstrip(".") or "backbone"}: {describe_migration((version, len(old)))}',
-                  logger='current')
 
     def abs_pos_embed(self, grid_hw):
         """Absolute position embedding for all tokens of a grid, (1, prefix + h*w, C) or None."""
