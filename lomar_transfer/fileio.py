@@ -177,8 +177,12 @@ def unwrap_checkpoint(ckpt):
 
 
 def _holds_weights(ckpt):
-    state = unwrap_checkpoint(ckpt)
-    return isinstance(state, dict) and any(torch.is_tensor(v) for v in state.values())
+    """Tensors at the top of the file's dict, or in one of its entries (``state_dict``,
+    ``model``, a DINO/iBOT training checkpoint's ``teacher``...)."""
+    if not isinstance(ckpt, dict):
+        return False
+    return any(torch.is_tensor(v) or isinstance(v, dict) and
+               any(torch.is_tensor(t) for t in v.values()) for v in ckpt.values())
 
 
 def read_checkpoint(path, map_location=None, missing_hint='check the path'):
@@ -196,7 +200,7 @@ def read_checkpoint(path, map_location=None, missing_hint='check the path'):
     if not _holds_weights(ckpt):
         raise CheckpointError(
             path, f'holds {reprlib.repr(ckpt)} ({type(ckpt).__name__}), not weights: a dict of '
-            "tensors, or a dict with them under 'state_dict', 'model' or 'module'")
+            "tensors, or a dict with them under a key such as 'state_dict', 'model' or 'teacher'")
     return ckpt
 
 

@@ -116,6 +116,24 @@ class LoMaRAttention(nn.Module):
         return self.proj((attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c))
 
 
+def beit_relative_position_index(grid):
+    """BEiT's RelativePositionBias index (unilm beit/modeling_finetune.py, CAE's copy
+    modeling_finetune.py:83-97): patch pairs by offset, then cls-to-token, token-to-cls, cls-cls."""
+    num = (2 * grid - 1)**2 + 3
+    coords = torch.stack(torch.meshgrid(torch.arange(grid), torch.arange(grid),
+                                        indexing='ij')).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
+    rel[:, :, 0] += grid - 1
+    rel[:, :, 1] += grid - 1
+    rel[:, :, 0] *= 2 * grid - 1
+    index = torch.zeros(grid * grid + 1, grid * grid + 1, dtype=torch.long)
+    index[1:, 1:] = rel.sum(-1)
+    index[0, 0:] = num - 3
+    index[0:, 0] = num - 2
+    index[0, 0] = num - 1
+    return index
+
+
 class CAEAttention(nn.Module):
     """modeling_cae_helper.py:15-60 (q/v biases), plus the per-block relative position bias of
     modeling_finetune.py:75-128 when ``grid`` is given."""
@@ -127,20 +145,9 @@ class CAEAttention(nn.Module):
         self.q_bias, self.v_bias = nn.Parameter(torch.zeros(dim)), nn.Parameter(torch.zeros(dim))
         self.grid = grid
         if grid is not None:
-            num = (2 * grid - 1)**2 + 3
-            self.relative_position_bias_table = nn.Parameter(torch.zeros(num, heads))
-            coords = torch.stack(torch.meshgrid(torch.arange(grid), torch.arange(grid),
-                                                indexing='ij')).flatten(1)
-            rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0)
-            rel[:, :, 0] += grid - 1
-            rel[:, :, 1] += grid - 1
-            rel[:, :, 0] *= 2 * grid - 1
-            index = torch.zeros(grid * grid + 1, grid * grid + 1, dtype=torch.long)
-            index[1:, 1:] = rel.sum(-1)
-            index[0, 0:] = num - 3
-            index[0:, 0] = num - 2
-            index[0, 0] = num - 1
-            self.register_buffer('relative_position_index', index)
+            self.relative_position_bias_table = nn.Parameter(
+                torch.zeros((2 * grid - 1)**2 + 3, heads))
+            self.register_buffer('relative_position_index', beit_relative_position_index(grid))
 
     def forward(self, x):
         b, n, c = x.shape

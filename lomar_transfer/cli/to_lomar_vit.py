@@ -1,10 +1,10 @@
 """Convert a ViT checkpoint to this suite's backbone format and print what happened.
 
-    lomar-convert SRC DST [--source auto|timm|mae|lomar|cae|mmpretrain|lomar_transfer]
+    lomar-convert SRC DST [--source auto|<a source of lomar_transfer/sources>|mmpretrain|...]
     (python tools/model_converters/to_lomar_vit.py ... in a clone of the repository)
 
-SRC: official LoMaR / MAE / CAE releases, timm ``vit_*``, mmpretrain backbones or algorithm
-checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}}`` in our
+SRC: the release file of any declared source (LoMaR, MAE, CAE, timm, DeiT, MoCo v3, DINO, iBOT,
+BEiT: ``lomar_transfer/sources``), mmpretrain backbones or algorithm checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}}`` in our
 names (``layers.N.norm1.weight``, ...) and loads with ``model.backbone.pretrained=DST`` (the
 loader would also convert SRC on the fly). Checkpoints of ours written before format 3
 (``blocks.N.*``) are migrated, and the output says so. ``--source`` forces a format where

@@ -12,10 +12,12 @@ Checkpoints of ours written before format 3 named it ``blocks`` (timm's); they c
 """
 import re
 from collections import OrderedDict
+from functools import partial
 
 import torch
 
 from ...fileio import unwrap_checkpoint
+from ...sources import SOURCES, TIMM_RULES
 from .pos_embed import resample_abs_pos_embed, sincos_pos_embed_2d
 
 # keys of our ViT: what a converted state dict may contain
@@ -25,11 +27,12 @@ _BACKBONE_KEY = re.compile(r'^(cls_token|mask_token|pos_embed|patch_embed\.proj\
                            r'|layers\.\d+\.attn\.[qv]_bias|layers\.\d+\.ls[12]\.gamma'
                            r'|layers\.\d+\.attn\.rpe_k\.lookup_table_weight'
                            r'|layers\.\d+\.attn\.relative_position_bias_table'
+                           r'|rel_pos_bias\.relative_position_bias_table'
                            r'|layers\.\d+\.attn\.rel_pos_[hw])$')
 
 # timm's block list (timm, official MAE / LoMaR / CAE, ours before format 3) -> ours
 _LEGACY_BLOCK = re.compile(r'^blocks\.(\d+)\.')
-_TIMM_RULES = [(_LEGACY_BLOCK.pattern, r'layers.\1.')]
+_ANY_BLOCK = re.compile(r'(^|\.)blocks\.\d+\.')
 
 
 def rename_legacy_block(key):
@@ -57,14 +60,6 @@ _MMPRETRAIN_RULES = [
     (r'^ln1\.', 'norm.'),
     (r'^ln2\.', 'fc_norm.'),  # pooled-feature norm of out_type='avg_featmap'
 ]
-# official CAE / BEiT naming -> ours (timm names inside the blocks apart from layer scale)
-_CAE_RULES = [
-    (r'^blocks\.(\d+)\.gamma_1$', r'layers.\1.ls1.gamma'),
-    (r'^blocks\.(\d+)\.gamma_2$', r'layers.\1.ls2.gamma'),
-    *_TIMM_RULES,
-]
-
-
 def _convert(state_dict, rules=(), prefix=None):
     """Apply the first matching rename rule to each key; keep what our ViT has, drop the rest."""
     out, dropped = OrderedDict(), []
@@ -86,16 +81,29 @@ def _convert(state_dict, rules=(), prefix=None):
     return out, dropped
 
 
-def convert_timm(state_dict):
-    """timm ``vit_*``, official MAE (models_mae / models_vit) and official LoMaR checkpoints."""
-    return _convert(unwrap_checkpoint(state_dict), _TIMM_RULES)
+def _unwrap_for(ckpt, source):
+    """The state dict of a file of ``source`` (its first ``state_keys`` entry holding one) and
+    the name of the entry taken, or None."""
+    if isinstance(ckpt, dict):
+        for key in source.state_keys:
+            if isinstance(ckpt.get(key), dict):
+                return ckpt[key], key
+    return ckpt, None
 
 
-def convert_cae(state_dict):
-    """Official CAE release (encoder under ``encoder.`` in pretraining checkpoints)."""
-    sd = unwrap_checkpoint(state_dict)
-    return _convert(sd, _CAE_RULES, prefix='encoder.' if any(
-        k.startswith('encoder.') for k in sd) else None)
+def convert_source(state_dict, source):
+    """A release of a declared :class:`~lomar_transfer.sources.Source` to our keys: its state
+    dict found, the encoder's prefix removed, the source's renames applied."""
+    source = SOURCES[source] if isinstance(source, str) else source
+    sd, taken = _unwrap_for(state_dict, source)
+    prefix = next((p for p in source.prefixes if any(k.startswith(p) for k in sd)), None)
+    out, dropped = _convert(sd, source.rules, prefix)
+    others = [k for k in state_dict if k != taken and isinstance(state_dict[k], dict)
+              and any(_ANY_BLOCK.search(str(n)) for n in state_dict[k])] if taken else []
+    if others:  # e.g. DINO's student beside its teacher
+        dropped.insert(0, f"{'/'.join(others)} (the file's {taken!r} weights are taken, as "
+                       f'{source.name} evaluates them)')
+    return out, dropped
 
 
 def convert_mmpretrain(state_dict):
@@ -117,7 +125,7 @@ def convert_lomar_transfer(state_dict):
     algorithms, transfer models) or a backbone's own state dict. Those written before format 3
     (``blocks.N.*``) are migrated to ``layers.N.*``."""
     sd = unwrap_checkpoint(state_dict)
-    return _convert(sd, _TIMM_RULES, prefix=_ours_prefix(sd) or None)
+    return _convert(sd, TIMM_RULES, prefix=_ours_prefix(sd) or None)
 
 
 # A converted file written by tools/model_converters/to_lomar_vit.py says so in its meta, so
@@ -174,13 +182,33 @@ def legacy_format(state_dict, source='auto'):
     return meta.get(prefix.rstrip('.'), {}).get('version'), len(old)
 
 
-CONVERTERS = dict(timm=convert_timm, mae=convert_timm, lomar=convert_timm, cae=convert_cae,
-                  mmpretrain=convert_mmpretrain, lomar_transfer=convert_lomar_transfer)
+CONVERTERS = {**{name: partial(convert_source, source=name) for name in SOURCES},
+              'mmpretrain': convert_mmpretrain, 'lomar_transfer': convert_lomar_transfer}
+
+
+def _all_keys(ckpt):
+    top = list(ckpt) if isinstance(ckpt, dict) else []
+    inner = [k for entry in (ckpt.get(key) for key in ('state_dict', 'model', 'module', 'teacher'))
+             if isinstance(entry, dict) for k in entry] if isinstance(ckpt, dict) else []
+    return top + inner
+
+
+def _marked(source, keys):
+    hit = lambda patterns: any(re.search(p, k) for p in patterns for k in keys)  # noqa: E731
+    return source.marks is not None and hit(source.marks) and not hit(source.unless)
+
+
+def closest_source(ckpt):
+    """The declared source whose conversion keeps most of the file's tensors, and how many."""
+    counts = {name: len(convert_source(ckpt, s)[0]) for name, s in SOURCES.items()}
+    best = max(counts, key=counts.get)
+    return best, counts[best]
 
 
 def detect_source(state_dict):
-    """Guess the naming scheme of a state dict: 'lomar_transfer' (ours), 'mmpretrain', 'cae' or
-    'timm' (also official MAE/LoMaR).
+    """The format of a checkpoint: 'lomar_transfer' (ours), 'mmpretrain', or the declared source
+    (:mod:`lomar_transfer.sources`) whose marks it has, the specific before the generic (timm's
+    naming, which the official MAE and LoMaR files share).
 
     Ours: ``[backbone.]layers.N.norm1`` (mmpretrain's list name, timm's names inside), or
     ``backbone.blocks.N.`` (whole-model checkpoints written before format 3). A bare ``blocks.N.``
@@ -192,35 +220,17 @@ def detect_source(state_dict):
         return 'lomar_transfer'
     if any(re.match(r'^(backbone\.)?layers\.\d+\.ln1\.', k) for k in keys):
         return 'mmpretrain'
-    if any(re.match(r'^(encoder\.)?blocks\.\d+\.gamma_1$', k) for k in keys) or any(
-            k.startswith('encoder.blocks.') for k in keys):
-        return 'cae'
-    if any(re.match(r'^blocks\.\d+\.', k) for k in keys):
-        return 'timm'
-    raise ValueError('cannot tell the checkpoint format: no ViT block keys such as '
-                     "'layers.0.norm1.weight' (ours), 'blocks.0.attn.qkv.weight' (timm) or "
-                     "'layers.0.ln1.weight' (mmpretrain) (first keys: "
-                     f'{keys[:5]}); is this a ViT checkpoint?')
-
-
-# Traits of the official formats in timm's naming (bare ``blocks.N.``), read from their model
-# code, that tell them apart when a source is forced: (keys one of which it must hold, keys it
-# never holds). timm / MAE (timm 0.3 ``Block``, models_mae.py) / LoMaR (vision_transformer_irpe.py:
-# every Attention builds ``rpe_k``) fuse the q/k/v biases in ``attn.qkv.bias``; CAE
-# (modeling_cae_helper.py / modeling_finetune.py Attention) has a bias-free ``qkv`` Linear plus
-# ``q_bias`` / ``v_bias`` and names its layer scales ``gamma_1/2``.
-_BLOCK_KEY = r'(^|\.)blocks\.\d+\.'
-_QKV_BIAS = (_BLOCK_KEY + r'attn\.qkv\.bias$', "a fused q/k/v bias ('attn.qkv.bias')")
-_QV_BIAS = (_BLOCK_KEY + r'attn\.[qv]_bias$', "separate q/v biases ('attn.q_bias', CAE/BEiT's)")
-_IRPE = (_BLOCK_KEY + r'attn\.rpe_k\.', "relative position tables ('attn.rpe_k', LoMaR's)")
-_TIMM_LS = (_BLOCK_KEY + r'ls[12]\.gamma$', "timm-named layer scales ('ls1.gamma')")
-_SOURCE_TRAITS = {
-    'timm': ((), (_QV_BIAS, _IRPE)),
-    'mae': ((), (_QV_BIAS, _IRPE, _TIMM_LS)),
-    'lomar': ((_IRPE, ), (_QV_BIAS, _TIMM_LS)),
-    'cae': ((), (_QKV_BIAS, _IRPE, _TIMM_LS)),
-    'lomar_transfer': ((), ()),  # ours before format 3: any of these
-}
+    every = _all_keys(state_dict) + keys
+    for generic in (False, True):
+        for name, source in SOURCES.items():
+            if source.generic == generic and _marked(source, every):
+                return name
+    best, kept = closest_source(state_dict)
+    raise ValueError(
+        'cannot tell the checkpoint format: no ViT block keys of a known layout (first keys: '
+        f'{keys[:5]}). Known: {", ".join(CONVERTERS)}; the closest by key overlap is '
+        + (f'{best!r} ({kept} tensors would load): pass source={best!r} if it is that release'
+           if kept else 'none (no key maps to a ViT tensor): is this a ViT checkpoint?'))
 
 
 def check_source(state_dict, source):
@@ -228,7 +238,6 @@ def check_source(state_dict, source):
     than auto-detection finds, or, among the formats in timm's naming, keys that the forced
     format's official model never has (or lacks keys it always has). A checkpoint that
     detection cannot place is left to the forced converter."""
-    keys = list(unwrap_checkpoint(state_dict))
     try:
         detected = detect_source(state_dict)
     except ValueError:
@@ -236,19 +245,23 @@ def check_source(state_dict, source):
     what = f'source {source!r} does not fit this checkpoint'
     if detected == source:
         return
-    if detected != 'timm':  # only timm's naming is shared by several formats
+    keys = list(_unwrap_for(state_dict, SOURCES[source])[0] if source in SOURCES
+                else unwrap_checkpoint(state_dict))
+    if not (SOURCES.get(detected) and SOURCES[detected].generic):
+        # only a generic naming (timm's) is shared by several formats
         raise ValueError(f"{what}: its keys are in {detected!r} naming (e.g. {keys[0]!r}); "
                          f"use source {detected!r} or auto-detection")
-    if source not in _SOURCE_TRAITS:
+    if source == 'lomar_transfer':
+        return  # ours before format 3 named the blocks as timm does
+    if source not in SOURCES:
         raise ValueError(f"{what}: its keys are in timm's naming (e.g. 'blocks.0...'), which "
                          f'{source!r} checkpoints do not use; auto-detection says {detected!r}')
-    needs, never = _SOURCE_TRAITS[source]
-    for pattern, name in never:
+    for pattern, name in SOURCES[source].never:
         hit = next((k for k in keys if re.search(pattern, k)), None)
         if hit:
             raise ValueError(f'{what}: it holds {name}, e.g. {hit!r}, which {source!r} '
                              f'checkpoints never have; auto-detection says {detected!r}')
-    for pattern, name in needs:
+    for pattern, name in SOURCES[source].needs:
         if not any(re.search(pattern, k) for k in keys):
             raise ValueError(f'{what}: it lacks {name}, which {source!r} checkpoints always '
                              f'have; auto-detection says {detected!r}')

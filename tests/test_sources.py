@@ -1,0 +1,230 @@
+"""Every declared weight source (``lomar_transfer/sources``): a re-created official model with
+every parameter non-zero, written in its release's file layout, gives the official features
+through ``init_cfg=Pretrained``, ``pretrained=`` and ``lomar-convert``, with our ViT built from
+the source's own preset; and the bad inputs of each are refused or reported."""
+import logging
+import warnings
+from collections import OrderedDict
+
+import pytest
+import torch
+
+from conftest import weights
+from lomar_transfer.cli.to_lomar_vit import main as convert_main
+from lomar_transfer.fileio import CheckpointError
+from lomar_transfer.models import VisionTransformer
+from lomar_transfer.models.backbones.converters import detect_source
+from lomar_transfer.sources import SOURCES
+from official_models import perturb_
+from official_sources import (BEiTEncoder, DINOViT, DIM, DEPTH, HEADS, IMG, PATCH, mocov3_vit,
+                              timm_vit)
+
+ARCH = dict(embed_dims=DIM, depth=DEPTH, num_heads=HEADS, mlp_hidden_dims=4 * DIM)
+ATOL = 1e-5
+
+
+def prefixed(prefix, module_or_sd):
+    sd = module_or_sd if isinstance(module_or_sd, dict) else module_or_sd.state_dict()
+    return OrderedDict((prefix + k, v) for k, v in sd.items())
+
+
+def nonzero(model):
+    perturb_(model)
+    assert all(p.abs().min() > 0 for p in model.parameters() if p.requires_grad)
+    return model.eval()
+
+
+def deit():
+    model = nonzero(timm_vit())
+    return model, {'model': model.state_dict()}
+
+
+def timm_in1k():
+    model = nonzero(timm_vit())
+    return model, model.state_dict()
+
+
+def timm_in21k():  # the older in21k file's representation layer before the head
+    model = nonzero(timm_vit(num_classes=21843))
+    sd = model.state_dict()
+    sd.update({'pre_logits.fc.weight': torch.randn(DIM, DIM), 'pre_logits.fc.bias': torch.ones(DIM)})
+    return model, sd
+
+
+def mocov3():
+    """vit-b-300ep.pth.tar (main_moco.py:310-316): the DDP-wrapped MoCo model."""
+    base, momentum = nonzero(mocov3_vit()), perturb_(mocov3_vit(), seed=1)
+    sd = prefixed('module.base_encoder.', base)
+    sd.update(prefixed('module.momentum_encoder.', momentum))
+    sd.update({'module.predictor.0.weight': torch.randn(2 * DIM, DIM // 2),
+               'module.predictor.3.weight': torch.randn(DIM // 2, 2 * DIM)})
+    return base, {'epoch': 300, 'arch': 'vit_base', 'state_dict': sd, 'optimizer': {}}
+
+
+def mocov3_linear():
+    """linear-vit-b-300ep.pth.tar (main_lincls.py:319-325): the DDP-wrapped classifier."""
+    model = nonzero(mocov3_vit(projector=False))
+    return model, {'epoch': 90, 'arch': 'vit_base', 'state_dict': prefixed('module.', model),
+                   'best_acc1': 76.7, 'optimizer': {}}
+
+
+def dino_backbone():  # dino_vitbase16_pretrain.pth: bare (hubconf.py:57-63)
+    model = nonzero(DINOViT())
+    return model, model.state_dict()
+
+
+def _heads(prefix):
+    return {f'{prefix}head.mlp.0.weight': torch.randn(32, DIM),
+            f'{prefix}head.last_layer.weight_g': torch.ones(16, 1),
+            f'{prefix}head.last_layer.weight_v': torch.randn(16, 32)}
+
+
+def dino_full():
+    """dino_vitbase16_pretrain_full_checkpoint.pth (main_dino.py:278-287): the teacher is the
+    one DINO evaluates (utils.py:71-82, checkpoint_key 'teacher')."""
+    teacher, student = nonzero(DINOViT()), perturb_(DINOViT(), seed=1)
+    return teacher, {'student': {**prefixed('module.backbone.', student), **_heads('module.')},
+                     'teacher': {**prefixed('backbone.', teacher), **_heads('')},
+                     'optimizer': {}, 'epoch': 100, 'args': None,
+                     'dino_loss': {'center': torch.zeros(1, 16)}}
+
+
+def ibot_teacher():  # checkpoint_teacher.pth (extract_backbone_weights.py:27-41)
+    model = nonzero(DINOViT())
+    return model, {'state_dict': model.state_dict()}
+
+
+def ibot_full():  # main_ibot.py:348-358; the student has masked_embed
+    teacher, student = nonzero(DINOViT()), perturb_(DINOViT(masked_embed=True), seed=1)
+    return teacher, {'student': {**prefixed('module.backbone.', student), **_heads('module.')},
+                     'teacher': {**prefixed('backbone.', teacher), **_heads('')},
+                     'optimizer': {}, 'epoch': 100, 'args': None,
+                     'ibot_loss': {'center': torch.zeros(1, 16)}}
+
+
+def beit():  # beit_base_patch16_224_pt22k.pth: {'model': ...}
+    model = nonzero(BEiTEncoder())
+    return model, {'model': model.state_dict()}
+
+
+# release -> (file, source whose preset builds our ViT, what auto-detection says)
+RELEASES = {
+    'deit': (deit, 'supervised', 'timm'),
+    'timm_in1k': (timm_in1k, 'supervised', 'timm'),
+    'timm_in21k': (timm_in21k, 'supervised21k', 'timm'),
+    'mocov3': (mocov3, 'mocov3', 'mocov3'),
+    'mocov3_linear': (mocov3_linear, 'mocov3', 'mocov3'),
+    'dino_backbone': (dino_backbone, 'dino', 'timm'),
+    'dino_full': (dino_full, 'dino', 'dino'),
+    'ibot_teacher': (ibot_teacher, 'ibot', 'timm'),
+    'ibot_full': (ibot_full, 'ibot', 'ibot'),
+    'beit': (beit, 'beit', 'beit'),
+}
+
+
+def ours(source, **kw):
+    model = VisionTransformer(arch=ARCH, patch_size=PATCH, img_size=IMG, out_type='raw',
+                              **SOURCES[source].encoder, **kw)
+    model.init_weights()
+    return model.eval()
+
+
+def three_loaders(tmp_path, path, source):
+    """Our ViT loaded by init_cfg=Pretrained, by pretrained= (mmseg's spelling), and from the
+    file lomar-convert wrote."""
+    dst = tmp_path / 'converted.pth'
+    convert_main([str(path), str(dst)])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        by_pretrained = ours(source, pretrained=str(path))
+    return [ours(source, init_cfg=weights(path)), by_pretrained,
+            ours(source, init_cfg=weights(dst))]
+
+
+@pytest.mark.parametrize('release', list(RELEASES))
+def test_each_release_gives_the_official_features(tmp_path, release):
+    make, source, detected = RELEASES[release]
+    official, ckpt = make()
+    path = tmp_path / f'{release}.pth'
+    torch.save(ckpt, path)
+    assert detect_source(ckpt) == detected
+    x = torch.randn(2, 3, IMG, IMG)
+    with torch.no_grad():
+        expected = official.forward_features(x)
+        for model in three_loaders(tmp_path, path, source):
+            torch.testing.assert_close(model(x)[0], expected, atol=ATOL, rtol=0)
+
+
+def test_the_presets_of_the_configs_are_the_declarations():
+    """configs/_base_/encoders/<m>.py, which the method configs inherit, say what the
+    declaration says."""
+    from mmengine.config import Config
+    from conftest import REPO
+    for name in ('lomar', 'mae', 'cae'):
+        preset = Config.fromfile(REPO / f'configs/_base_/encoders/{name}.py')[f'{name}_encoder']
+        assert dict(preset) == SOURCES[name].encoder, name
+
+
+def report_of(load):
+    logger = logging.getLogger('test_sources')
+    logger.setLevel(logging.INFO)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        load(logger)
+    finally:
+        logger.removeHandler(handler)
+    return '\n'.join(r.getMessage() for r in records)
+
+
+def test_dino_full_checkpoint_takes_the_teacher_and_says_so(tmp_path):
+    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
+    teacher, ckpt = dino_full()
+    torch.save(ckpt, tmp_path / 'full.pth')
+    model = ours('dino')
+    report = report_of(lambda lg: load_pretrained_backbone(model, tmp_path / 'full.pth',
+                                                           logger=lg))
+    assert "student (the file's 'teacher' weights are taken" in report
+    torch.testing.assert_close(model.cls_token, teacher.cls_token, atol=0, rtol=0)
+
+
+def test_mocov3_linear_probe_file_loads_its_encoder_and_lists_the_classifier(tmp_path):
+    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
+    _, ckpt = mocov3_linear()
+    torch.save(ckpt, tmp_path / 'linear.pth')
+    model = ours('mocov3')
+    report = report_of(lambda lg: load_pretrained_backbone(model, tmp_path / 'linear.pth',
+                                                           logger=lg))
+    total = len(model.state_dict())
+    assert f'loaded {total}/{total}' in report
+    assert "dropped 2 non-backbone keys, e.g. ['module.head.weight', 'module.head.bias']" in report
+
+
+def test_a_wider_file_is_refused_with_the_shapes(tmp_path):
+    """A ViT-L file given to a ViT-B model, in miniature: 96 wide into 64."""
+    model = timm_vit(dim=96)
+    torch.save({'model': model.state_dict()}, tmp_path / 'large.pth')
+    with pytest.raises(CheckpointError, match=r'another architecture.*shape mismatches.*'
+                       r'cls_token: checkpoint \[1, 1, 96\] vs model \[1, 1, 64\]'):
+        ours('supervised', init_cfg=weights(tmp_path / 'large.pth'))
+
+
+def test_an_unknown_layout_names_the_formats_and_the_closest(tmp_path):
+    with pytest.raises(ValueError, match="Known: .*beit.*dino.*ibot.*mocov3.*supervised.*; the "
+                       'closest by key overlap is none'):
+        detect_source({'encoder.layer.0.attention.query.weight': torch.zeros(1)})
+    # a DINO student taken out of its file: no mark of any release, but DINO's prefix
+    student = prefixed('module.backbone.', DINOViT())
+    with pytest.raises(ValueError, match=f"closest by key overlap is 'dino' \\({len(student)} "
+                       "tensors would load\\): pass source='dino'"):
+        detect_source(student)
+
+
+def test_a_forced_source_the_file_contradicts_is_refused():
+    _, ckpt = beit()
+    with pytest.raises(ValueError, match="source 'dino' does not fit this checkpoint: its keys "
+                       "are in 'beit' naming"):
+        from lomar_transfer.models.backbones.converters import convert_to_lomar_vit
+        convert_to_lomar_vit(ckpt, 'dino')
