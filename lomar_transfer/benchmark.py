@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fileio import atomic_write
+from .sources import SOURCES
 
 # The configs, as the package ships them (OpenMMLab's layout, what ``lomar_transfer::`` reads): a
 # link to the repository's configs/ in a clone, a copy in an installed wheel.
@@ -20,6 +21,10 @@ CONFIG_ROOT = (Path(__file__).parent / '.mim' / 'configs').resolve()
 METHODS = ('lomar', 'mae', 'cae')
 # 'scratch': the MAE-shaped backbone from random initialisation, a no-pretraining baseline
 BASELINES = ('scratch', )
+# sources benchmarked from their released checkpoint (--pretrained NAME=PATH), not pretrained
+# here: their stage configs are derived, MAE's with the source's encoder preset over MAE's
+RELEASES = tuple(name for name, source in SOURCES.items()
+                 if name not in METHODS and not source.generic)
 @dataclass(frozen=True)
 class Stage:
     """One stage of the suite, declared once: the runner (``tools/benchmark.py``), the table and
@@ -206,7 +211,7 @@ def config_path(profile, method, stage, protocol='default', phase=None):
         if key not in STAGES[stage].configs:
             return None
     spec = STAGES[stage].configs[key]
-    cfg_method = 'mae' if method == 'scratch' else method
+    cfg_method = 'mae' if method in BASELINES + RELEASES else method
     name = spec[cfg_method] if isinstance(spec, dict) else spec.format(m=cfg_method)
     return CONFIG_ROOT / (STAGES[stage].folder or cfg_method) / name
 
@@ -220,6 +225,14 @@ def weights_option(checkpoint):
     ``init_cfg=Pretrained``, which each method config carries), or none for the baseline."""
     return f'{WEIGHTS_KEY}=None' if checkpoint is None else \
         f'{WEIGHTS_KEY}.checkpoint={checkpoint}'
+
+
+def preset_options(method):
+    """The --cfg-options that derive a release source's stage configs from MAE's: its encoder
+    preset (``lomar_transfer/sources/<name>.py``) over MAE's; none for the other methods."""
+    if method not in RELEASES:
+        return []
+    return [f'model.backbone.{key}={value}' for key, value in SOURCES[method].encoder.items()]
 
 
 def final_checkpoint(config):

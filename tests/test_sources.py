@@ -228,3 +228,37 @@ def test_a_forced_source_the_file_contradicts_is_refused():
                        "are in 'beit' naming"):
         from lomar_transfer.models.backbones.converters import convert_to_lomar_vit
         convert_to_lomar_vit(ckpt, 'dino')
+
+
+def test_release_sources_get_derived_stage_configs_in_the_paper_plan(tmp_path, capsys,
+                                                                      monkeypatch):
+    """``--methods supervised dino beit --pretrained NAME=PATH ...``: MAE's stage configs with
+    each source's encoder preset and its checkpoint; no pretraining stage; a release source
+    without its checkpoint, or a checkpoint for a method not run, is one clear error."""
+    from lomar_transfer import benchmark as bm
+    from lomar_transfer.cli.benchmark import Suite, parse_args
+    monkeypatch.chdir(tmp_path)
+    names = ('supervised', 'dino', 'beit')
+    for name in names:
+        (tmp_path / f'{name}.pth').write_bytes(b'')
+    args = parse_args(['--profile', 'paper', '--gpus', '0', '--methods', *names,
+                       '--stages', 'pretrain', 'coco', 'ade', '--pretrained',
+                       *[f'{n}={n}.pth' for n in names]])
+    assert args.stages == ['coco', 'ade']
+    Suite(args).print_launch_plan()
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith('tools/')]
+    assert len(lines) == 6
+    for name, (coco, ade) in zip(names, zip(lines[::2], lines[1::2])):
+        preset = ' '.join(f'model.backbone.{k}={v}' for k, v in SOURCES[name].encoder.items())
+        ckpt = f'model.backbone.init_cfg.checkpoint={tmp_path / name}.pth'
+        for line, stage in ((coco, 'coco'), (ade, 'ade')):
+            config = bm.show_path(bm.config_path('paper', 'mae', stage))
+            assert line == (f'tools/dist_train.sh {config} {bm.STAGES[stage].gpus} --work-dir '
+                            f'work_dirs/benchmark/{name}/{stage} --cfg-options {preset} {ckpt}')
+    for argv, message in (
+            (['--methods', 'dino', 'mae'], 'dino: benchmarked from the released checkpoint'),
+            (['--methods', 'mae', '--pretrained', 'dino=dino.pth'],
+             'dino is not among --methods')):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+        assert message in capsys.readouterr().err

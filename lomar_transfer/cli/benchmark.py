@@ -75,13 +75,15 @@ def parse_args(argv=None):
                    "and mmseg's MAE ADE20K recipes, 'cae' CAE's own recipes (stage folders "
                    'coco-cae, ade-cae)')
     p.add_argument('--methods', nargs='+', default=list(bm.METHODS),
-                   choices=list(bm.METHODS + bm.BASELINES))
+                   choices=list(bm.METHODS + bm.BASELINES + bm.RELEASES))
     p.add_argument('--stages', nargs='+', default=list(bm.DEFAULT_STAGES),
                    choices=list(bm.STAGES))
-    p.add_argument('--pretrained', help='benchmark this checkpoint (official LoMaR/MAE/CAE, '
-                   'mmpretrain, timm or ours) instead of pretraining: give one method, whose '
-                   'architecture it has (mmpretrain\'s MAE stores its fixed position table in '
-                   'CAE\'s order: add --cfg-options model.backbone.sincos_order=cae)')
+    p.add_argument('--pretrained', nargs='+', default=[], metavar='[NAME=]PATH',
+                   help='benchmark these checkpoints instead of pretraining: NAME=PATH per '
+                   f'method (needed for the release sources {", ".join(bm.RELEASES)}), or one '
+                   'PATH with one --methods entry. Any format of lomar_transfer/sources, '
+                   'mmpretrain or ours (mmpretrain\'s MAE stores its fixed position table in '
+                   "CAE's order: add --cfg-options model.backbone.sincos_order=cae)")
     p.add_argument('--work-dir', default='work_dirs/benchmark')
     p.add_argument('--data-root', default=os.environ.get(DATA_ROOT_VAR, 'data/synthetic'),
                    help='synthetic profile: where the embedded data is read, and made if '
@@ -99,22 +101,40 @@ def parse_args(argv=None):
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='passed to every stage, e.g. train_cfg.max_iters=10')
     args = p.parse_args(argv)
-    if args.pretrained:
-        if len(args.methods) != 1:
-            p.error('--pretrained needs exactly one --methods entry (the checkpoint\'s '
-                    'architecture: lomar, mae or cae)')
-        if args.methods == ['scratch']:
-            p.error('--pretrained with --methods scratch: scratch is the baseline without '
-                    'pretrained weights; give the checkpoint\'s architecture (lomar, mae or cae)')
-        path = Path(args.pretrained).expanduser()
-        if not path.is_file():  # one line (no usage: the options are fine, the path is not)
-            p.exit(2, f'{p.prog}: error: --pretrained {args.pretrained}: '
-                   + ('is a directory, not a checkpoint file\n' if path.is_dir() else
-                      'file not found (check the path)\n'))
-        # absolute: the stages, result.json and a resumed run from elsewhere name the same file
-        args.pretrained = str(path.resolve())
+    args.pretrained = parse_pretrained(p, args.pretrained, args.methods)
+    if all(m in args.pretrained or m in bm.BASELINES for m in args.methods):
         args.stages = [s for s in args.stages if not bm.STAGES[s].pretrains]
     return args
+
+
+def parse_pretrained(p, items, methods):
+    """--pretrained as {method: absolute path}; every release source needs one."""
+    pairs = {}
+    for item in items:
+        name, sep, path = item.partition('=')
+        if not (sep and name in bm.METHODS + bm.BASELINES + bm.RELEASES):
+            if len(items) != 1 or len(methods) != 1:
+                p.error(f'--pretrained {item}: give NAME=PATH for each method, or one PATH '
+                        'with exactly one --methods entry (the checkpoint\'s architecture)')
+            name, path = methods[0], item
+        if name not in methods:
+            p.error(f'--pretrained {item}: {name} is not among --methods')
+        if name in bm.BASELINES:
+            p.error(f'--pretrained with --methods {name}: {name} is the baseline without '
+                    'pretrained weights; give the checkpoint\'s architecture or source (e.g. '
+                    'mae, cae, dino)')
+        full = Path(path).expanduser()
+        if not full.is_file():  # one line (no usage: the options are fine, the path is not)
+            p.exit(2, f'{p.prog}: error: --pretrained {path}: '
+                   + ('is a directory, not a checkpoint file\n' if full.is_dir() else
+                      'file not found (check the path)\n'))
+        # absolute: the stages, result.json and a resumed run from elsewhere name the same file
+        pairs[name] = str(full.resolve())
+    missing = [m for m in methods if m in bm.RELEASES and m not in pairs]
+    if missing:
+        p.error(f'{", ".join(missing)}: benchmarked from the released checkpoint (not '
+                f'pretrained here): add --pretrained {missing[0]}=PATH')
+    return pairs
 
 
 def gpu_count(requested):
@@ -140,7 +160,8 @@ class Suite:
         self.seeds = list(dict.fromkeys(args.seeds))
         self.jobs = [(seed, m, s) for seed in self.seeds for m in args.methods
                      for s in args.stages
-                     if m not in bm.BASELINES or bm.STAGES[s].for_scratch]
+                     if (m not in bm.BASELINES or bm.STAGES[s].for_scratch)
+                     and not (bm.STAGES[s].pretrains and m in args.pretrained)]
 
     # ------------------------------------------------------------------ one stage
     def train_cmd(self, config, stage_dir, options, seed):
@@ -226,7 +247,7 @@ class Suite:
         stage_dir.mkdir(parents=True, exist_ok=True)
         config = bm.config_path(self.args.profile, method, stage, self.args.protocol)
         spec = bm.STAGES[stage]
-        eval_options = list(self.args.cfg_options)
+        eval_options = [*bm.preset_options(method), *self.args.cfg_options]
         if not spec.pretrains:
             eval_options.append(bm.weights_option(pretrained))
         train_options = list(eval_options)
@@ -313,7 +334,7 @@ class Suite:
               'on a GPU machine (or wrap them in tools/slurm_train.sh PARTITION JOB ...):\n')
         for method in self.args.methods:
             pretrain_wd = Path(self.args.work_dir) / method / bm.stage_dir_name(bm.PRETRAIN)
-            ckpt = None if method in bm.BASELINES else self.args.pretrained or (
+            ckpt = None if method in bm.BASELINES else self.args.pretrained.get(method) or (
                 pretrain_wd / bm.final_checkpoint(bm.config_path('paper', method, bm.PRETRAIN)))
             for stage in self.args.stages:
                 if (self.args.seeds[0], method, stage) not in self.jobs:
@@ -322,8 +343,8 @@ class Suite:
                 gpus = bm.STAGES[stage].gpus
                 wd = Path(self.args.work_dir) / method / bm.stage_dir_name(stage,
                                                                            self.args.protocol)
-                extra = '' if bm.STAGES[stage].pretrains else (
-                    f' --cfg-options {bm.weights_option(ckpt)}')
+                options = [*bm.preset_options(method), bm.weights_option(ckpt)]
+                extra = '' if bm.STAGES[stage].pretrains else f' --cfg-options {" ".join(options)}'
                 head = bm.config_path('paper', method, stage, self.args.protocol, 'head')
                 if head is not None:  # MAE-CT: the head alone, then the tuning from its end
                     print(f'tools/dist_train.sh {bm.show_path(head)} {gpus} '
@@ -346,8 +367,9 @@ class Suite:
         """The checkpoint the transfer stages start from when this run does not pretrain:
         --pretrained, else the method's finished pretrain stage (of this seed) in this work dir;
         None for scratch, and when this run pretrains (the pretrain stage's checkpoint then)."""
-        if method in bm.BASELINES or self.args.pretrained or bm.PRETRAIN in self.args.stages:
-            return self.args.pretrained if method not in bm.BASELINES else None
+        if method in bm.BASELINES or method in self.args.pretrained \
+                or bm.PRETRAIN in self.args.stages:
+            return self.args.pretrained.get(method)
         stage_dir = (bm.seed_dir(self.work_dir, seed, self.seeds) / method
                      / bm.stage_dir_name(bm.PRETRAIN))
         done = bm.read_result(stage_dir)
