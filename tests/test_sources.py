@@ -47,7 +47,8 @@ def timm_in1k():
 def timm_in21k():  # the older in21k file's representation layer before the head
     model = nonzero(timm_vit(num_classes=21843))
     sd = model.state_dict()
-    sd.update({'pre_logits.fc.weight': torch.randn(DIM, DIM), 'pre_logits.fc.bias': torch.ones(DIM)})
+    sd.update({'pre_logits.fc.weight': torch.randn(DIM, DIM),
+               'pre_logits.fc.bias': torch.ones(DIM)})
     return model, sd
 
 
@@ -165,38 +166,32 @@ def test_the_presets_of_the_configs_are_the_declarations():
         assert dict(preset) == SOURCES[name].encoder, name
 
 
-def report_of(load):
+def loaded_with_report(tmp_path, release, source):
+    """Our ViT of ``source`` loading ``release``'s file, and the loader's report."""
+    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
+    official, ckpt = RELEASES[release][0]()
+    torch.save(ckpt, tmp_path / 'release.pth')
+    model, records = ours(source), []
     logger = logging.getLogger('test_sources')
     logger.setLevel(logging.INFO)
-    records = []
     handler = logging.Handler()
     handler.emit = records.append
     logger.addHandler(handler)
     try:
-        load(logger)
+        load_pretrained_backbone(model, tmp_path / 'release.pth', logger=logger)
     finally:
         logger.removeHandler(handler)
-    return '\n'.join(r.getMessage() for r in records)
+    return official, model, '\n'.join(r.getMessage() for r in records)
 
 
 def test_dino_full_checkpoint_takes_the_teacher_and_says_so(tmp_path):
-    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
-    teacher, ckpt = dino_full()
-    torch.save(ckpt, tmp_path / 'full.pth')
-    model = ours('dino')
-    report = report_of(lambda lg: load_pretrained_backbone(model, tmp_path / 'full.pth',
-                                                           logger=lg))
+    teacher, model, report = loaded_with_report(tmp_path, 'dino_full', 'dino')
     assert "student (the file's 'teacher' weights are taken" in report
     torch.testing.assert_close(model.cls_token, teacher.cls_token, atol=0, rtol=0)
 
 
 def test_mocov3_linear_probe_file_loads_its_encoder_and_lists_the_classifier(tmp_path):
-    from lomar_transfer.models.backbones.pretrained import load_pretrained_backbone
-    _, ckpt = mocov3_linear()
-    torch.save(ckpt, tmp_path / 'linear.pth')
-    model = ours('mocov3')
-    report = report_of(lambda lg: load_pretrained_backbone(model, tmp_path / 'linear.pth',
-                                                           logger=lg))
+    _, model, report = loaded_with_report(tmp_path, 'mocov3_linear', 'mocov3')
     total = len(model.state_dict())
     assert f'loaded {total}/{total}' in report
     assert "dropped 2 non-backbone keys, e.g. ['module.head.weight', 'module.head.bias']" in report

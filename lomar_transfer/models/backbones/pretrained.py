@@ -33,7 +33,8 @@ def resolve_pretrained(path):
 
 def load_pretrained_backbone(model, path, source='auto', min_match=0.5, logger=None):
     """Load a pretrained ViT checkpoint of any supported source into our ``VisionTransformer``:
-    resolve the path, read the file, map its keys to ours (:func:`.converters.convert_to_lomar_vit`),
+    resolve the path, read the file, map its keys to ours
+    (:func:`.converters.convert_to_lomar_vit`),
     load (the ViT's load hook adapts the weights to the model: :mod:`.weights`) and report what
     was loaded, converted, missing, ignored and dropped. Refuses (:class:`CheckpointError`) fewer
     than ``min_match`` of the model's tensors found, or any of another shape (another
