@@ -257,3 +257,47 @@ def test_release_sources_get_derived_stage_configs_in_the_paper_plan(tmp_path, c
         with pytest.raises(SystemExit):
             parse_args(argv)
         assert message in capsys.readouterr().err
+
+
+def test_beit_table_resize_equals_beits_interp2d():
+    """BEiT's geometric-sequence resizing (run_class_finetuning.py:351-411) of a 7x7-offset table
+    to 11x11: the values BEiT's own code gives with SciPy 1.13's interp2d (removed in 1.14), run
+    once on this table (numpy default_rng(0) normal, float32, 3 heads); all 372 values agreed to
+    2.3e-7, as did 13 -> 27 and 27 -> 63 (ViT-B at 224 -> 512)."""
+    import numpy as np
+    from lomar_transfer.models.backbones.relative_position import resize_beit_table
+    table = torch.from_numpy(np.random.default_rng(0).standard_normal((7 * 7 + 3, 3))
+                             .astype(np.float32))
+    out = resize_beit_table(table, 11)
+    assert out.shape == (11 * 11 + 3, 3) and torch.equal(out[-3:], table[-3:])
+    assert abs(out.double().sum().item() - 21.37769806583139) < 1e-4
+    for (row, head), value in {(0, 0): 0.12573021650314328, (60, 1): -0.6179070472717284,
+                               (120, 2): -1.9016352891921997, (37, 0): 1.0422241972844586,
+                               (121, 1): -0.8037318587303162}.items():
+        assert abs(out[row, head].item() - value) < 1e-6
+    assert resize_beit_table(table, 7) is table
+
+
+@pytest.mark.parametrize('protocol', ['larger input', 'windowed, no class token (ViTDet)'])
+def test_beit_tables_follow_the_model_grid(tmp_path, protocol):
+    """The shared table of BEiT's 7x7-grid release, expanded per block and resized to each
+    block's grid: the larger input's (11x11), or in a ViTDet-style model the window's (7x7, as
+    made) in windowed blocks and the whole grid's (14x14) in the global one."""
+    from lomar_transfer.models.backbones.relative_position import resize_beit_table
+    _, ckpt = beit()
+    torch.save(ckpt, tmp_path / 'beit.pth')
+    shared = ckpt['model']['rel_pos_bias.relative_position_bias_table']
+    if protocol == 'larger input':
+        kw, grids = dict(img_size=176), [11, 11]
+    else:
+        kw, grids = dict(img_size=224, with_cls_token=False, window_size=7,
+                         global_attn_indices=(1, ), out_type='featmap'), [7, 14]
+    model = VisionTransformer(arch=ARCH, patch_size=PATCH, init_cfg=weights(tmp_path / 'beit.pth'),
+                              **{**SOURCES['beit'].encoder, 'out_type': 'raw', **kw})
+    model.init_weights()
+    for layer, grid in zip(model.layers, grids):
+        side = 2 * grid - 1
+        torch.testing.assert_close(layer.attn.relative_position_bias_table,
+                                   resize_beit_table(shared, side), atol=0, rtol=0)
+    with torch.no_grad():
+        assert torch.isfinite(model(torch.randn(1, 3, kw['img_size'], kw['img_size']))[0]).all()

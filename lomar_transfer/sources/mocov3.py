@@ -11,7 +11,7 @@ from ._traits import IRPE, QV_BIAS
 SOURCE = Source(
     name='mocov3', release='facebookresearch/moco-v3 vit-b-300ep.pth.tar, '
     'linear-vit-b-300ep.pth.tar',
-    encoder=dict(pos_embed='sincos', sincos_order='cae', qkv_bias=True),
+    encoder=dict(sincos_order='cae', qkv_bias=True),
     prefixes=('module.base_encoder.', 'module.'),
     marks=(r'^module\.base_encoder\.blocks\.', r'^module\.blocks\.\d+\.'),
     never=(QV_BIAS, IRPE), pretraining=('contrastive', 300, 'IN-1k'))

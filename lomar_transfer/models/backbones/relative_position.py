@@ -116,6 +116,40 @@ def resize_rel_pos(rel_pos, length):
     return F.interpolate(rel_pos.t()[None], size=length, mode='linear')[0].t()
 
 
+def resize_beit_table(table, side):
+    """A BEiT relative position bias table, (s*s + 3, heads): the terms of the s = 2g - 1 offsets
+    per axis of a g x g grid, then the 3 class-token terms, resized to ``side * side + 3`` rows as
+    BEiT does for another input size (unilm beit/run_class_finetuning.py:351-411, and its
+    segmentation loader): the source offsets are placed on a geometric sequence whose sum reaches
+    the new half-width, so offsets near zero keep their values and far ones spread; a bicubic
+    spline through them is read at every integer offset; the class-token terms stay. BEiT's
+    ``interp2d(kind='cubic')`` on a grid is FITPACK's interpolating spline, which
+    ``RectBivariateSpline(s=0)`` computes (interp2d is gone from SciPy >= 1.14)."""
+    import numpy as np
+    from scipy.interpolate import RectBivariateSpline
+    src = int(round((table.shape[0] - 3)**.5))
+    if src == side:
+        return table
+    lo, hi = 1.01, 1.5
+    while hi - lo > 1e-6:  # the ratio q whose geometric sum over src // 2 terms is side // 2
+        q = (lo + hi) / 2.
+        if (1. - q**(src // 2)) / (1. - q) > side // 2:
+            hi = q
+        else:
+            lo = q
+    dis, cur = [], 1.
+    for i in range(src // 2):
+        dis.append(cur)
+        cur += q**(i + 1)
+    at = [-d for d in reversed(dis)] + [0.] + dis
+    t = side // 2.
+    new = np.arange(-t, t + 0.1, 1.)
+    heads = [RectBivariateSpline(at, at, table[:-3, h].reshape(src, src).float().numpy(),
+                                 kx=3, ky=3, s=0)(new, new) for h in range(table.shape[1])]
+    grid = torch.from_numpy(np.stack(heads, -1)).reshape(side * side, -1).to(table)
+    return torch.cat([grid, table[-3:]])
+
+
 def get_rel_pos(q_size, k_size, rel_pos):
     """Decomposed relative position, one axis: (q_size, k_size, C) rows of ``rel_pos``.
 

@@ -304,8 +304,8 @@ class VisionTransformer(BaseModule):
             :class:`ContextualKeyRPE` (``rel_pos_ratio`` sets its bucketing, official: 1.9);
             'decomposed' for ViTDet's zero-initialised per-axis tables, sized for the window in
             windowed blocks and for the ``img_size`` grid in global ones; False for none.
-        rel_pos_bias: BEiT's per-block relative position bias over the ``img_size`` grid (CAE's
-            fine-tuning default), zero-initialised.
+        rel_pos_bias: BEiT's per-block relative position bias over the ``img_size`` grid (the
+            window's in windowed blocks; CAE's fine-tuning default), zero-initialised.
         window_size: > 0 runs attention in windows of this many patches per side, except in
             ``global_attn_indices`` (ViTDet). Needs ``with_cls_token=False``.
         layer_scale_init_value: > 0 enables LayerScale (CAE/BEiT).
@@ -448,7 +448,8 @@ class VisionTransformer(BaseModule):
                   rel_pos=(ContextualKeyRPE(head_dims, rel_pos_ratio, self.num_prefix_tokens)
                            if rel_pos in (True, 'contextual') else None),
                   window_size=0 if i in global_attn_indices else window_size,
-                  rel_pos_bias_grid=self.grid_hw if rel_pos_bias else None,
+                  rel_pos_bias_grid=(self._block_grid(i in global_attn_indices, window_size)
+                                     if rel_pos_bias else None),
                   num_prefix_tokens=self.num_prefix_tokens,
                   decomposed_grid=(self._block_grid(i in global_attn_indices, window_size)
                                    if rel_pos == 'decomposed' else None))

@@ -17,7 +17,7 @@ from ...fileio import CheckpointError
 from .converters import (describe_migration, fit_attention_biases, legacy_block_keys,
                          rename_legacy_block)
 from .pos_embed import SINCOS_ORDERS, resample_abs_pos_embed, sincos_pos_embed_2d
-from .relative_position import ContextualKeyRPE, resize_rel_pos
+from .relative_position import ContextualKeyRPE, resize_beit_table, resize_rel_pos
 
 
 class IncompatibleWeights(ValueError):
@@ -159,6 +159,27 @@ def _resize_decomposed_tables(state, own, notes):
                           f'{want.shape[0]}'))
 
 
+def _resize_bias_tables(state, own, notes):
+    """BEiT/CAE relative position bias tables of another grid resized to the model's, as BEiT's
+    fine-tuning and segmentation loaders resize them (:func:`resize_beit_table`): square grids
+    only, as there."""
+    resized = {}
+    for key in [k for k in state if k.endswith('attn.relative_position_bias_table')]:
+        table, want = state[key], own.get(key)
+        if want is None or table.shape == want.shape or table.shape[1] != want.shape[1]:
+            continue
+        src, dst = ((rows - 3)**.5 for rows in (table.shape[0], want.shape[0]))
+        if src != int(src) or dst != int(dst):
+            raise IncompatibleWeights(
+                f'{key}: a table of {table.shape[0]} rows into one of {want.shape[0]}: BEiT\'s '
+                'resizing works between square grids only; use a square input size')
+        state[key] = resize_beit_table(table, int(dst))
+        resized[(int(src), int(dst))] = resized.get((int(src), int(dst)), 0) + 1
+    for (src, dst), count in resized.items():
+        notes.append(('converted', f'{count} relative position bias tables resized {src}x{src} '
+                      f'-> {dst}x{dst} offsets (BEiT\'s geometric interpolation)'))
+
+
 def adapt_state_dict(model, state, prefix, version):
     """Adapt ``state`` (keys ``prefix`` + ours) in place to ``model``, the ViT loading it;
     ``version`` is the format the state dict records for it (None: none). Returns report lines
@@ -171,6 +192,7 @@ def adapt_state_dict(model, state, prefix, version):
     _adapt_pos_embed(model, state, p, notes)
     _resize_decomposed_tables(state, own, notes)
     _expand_shared_bias(state, p, own, notes)
+    _resize_bias_tables(state, own, notes)
     mask_token = state.get(p + 'mask_token')
     if mask_token is not None and mask_token.shape != own.get(p + 'mask_token',
                                                               mask_token[:0]).shape:
