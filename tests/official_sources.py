@@ -17,21 +17,21 @@ DIM, DEPTH, HEADS, PATCH, IMG = 64, 2, 4, 16, 112
 GRID = IMG // PATCH
 
 
-def timm_vit(num_classes=10, dim=DIM):
+def timm_vit(num_classes=10, dim=DIM, depth=DEPTH):
     """timm / DeiT ViT-B/16 in miniature: qkv bias, LayerNorm eps 1e-6, learned pos_embed with a
     class slot (DeiT models.py deit_base_patch16_224)."""
-    return TimmViT(img_size=IMG, patch_size=PATCH, embed_dim=dim, depth=DEPTH, num_heads=HEADS,
+    return TimmViT(img_size=IMG, patch_size=PATCH, embed_dim=dim, depth=depth, num_heads=HEADS,
                    mlp_ratio=4, qkv_bias=True, num_classes=num_classes,
                    norm_layer=partial(nn.LayerNorm, eps=1e-6))
 
 
-def mocov3_vit(projector=True):
+def mocov3_vit(projector=True, depth=DEPTH):
     """moco-v3 vits.py VisionTransformerMoCo: timm's ViT with the fixed 2-D sin-cos table of
     :53-69 (meshgrid 'ij' of (w, h) ranges, [sin w, cos w, sin h, cos h], zero class slot: the
     formula CAE copied, ``cae_sincos_table``), stored as a frozen parameter; with ``projector``
     the pretraining encoder's head (moco/builder.py:113-119 ``_build_mlp(3, ...)``: Linear without
     bias, BN, ReLU, ..., last BN without affine), else the linear classifier of main_lincls.py."""
-    model = timm_vit()
+    model = timm_vit(depth=depth)
     model.pos_embed = nn.Parameter(cae_sincos_table(GRID, DIM), requires_grad=False)
     if projector:
         hidden, out = 2 * DIM, DIM // 2
@@ -48,13 +48,13 @@ class DINOViT(nn.Module):
     iBOT's (ibot models/vision_transformer.py) is the same network, whose student adds
     ``masked_embed`` (:171-172)."""
 
-    def __init__(self, masked_embed=False):
+    def __init__(self, masked_embed=False, depth=DEPTH):
         super().__init__()
         self.patch_embed = PatchEmbed(PATCH, DIM)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, DIM))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + GRID * GRID, DIM))
         self.blocks = nn.ModuleList(Block(DIM, HEADS, MAEAttention(DIM, HEADS))
-                                    for _ in range(DEPTH))
+                                    for _ in range(depth))
         self.norm = nn.LayerNorm(DIM, eps=1e-6)
         if masked_embed:
             self.masked_embed = nn.Parameter(torch.zeros(1, DIM))
@@ -117,13 +117,13 @@ class BEiTEncoder(nn.Module):
     one shared relative position bias, ``mask_token``, final ``norm`` and the tokenizer head
     ``lm_head``. ``forward_features`` without masking: all tokens after the final norm."""
 
-    def __init__(self, vocab=32):
+    def __init__(self, vocab=32, depth=DEPTH):
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, DIM))
         self.mask_token = nn.Parameter(torch.zeros(1, 1, DIM))
         self.patch_embed = PatchEmbed(PATCH, DIM)
         self.rel_pos_bias = RelativePositionBias()
-        self.blocks = nn.ModuleList(BEiTBlock() for _ in range(DEPTH))
+        self.blocks = nn.ModuleList(BEiTBlock() for _ in range(depth))
         self.norm = nn.LayerNorm(DIM, eps=1e-6)
         self.lm_head = nn.Linear(DIM, vocab)
 

@@ -34,8 +34,8 @@ def nonzero(model):
     return model.eval()
 
 
-def deit():
-    model = nonzero(timm_vit())
+def deit(**kw):
+    model = nonzero(timm_vit(**kw))
     return model, {'model': model.state_dict()}
 
 
@@ -52,9 +52,9 @@ def timm_in21k():  # the older in21k file's representation layer before the head
     return model, sd
 
 
-def mocov3():
+def mocov3(**kw):
     """vit-b-300ep.pth.tar (main_moco.py:310-316): the DDP-wrapped MoCo model."""
-    base, momentum = nonzero(mocov3_vit()), perturb_(mocov3_vit(), seed=1)
+    base, momentum = nonzero(mocov3_vit(**kw)), perturb_(mocov3_vit(**kw), seed=1)
     sd = prefixed('module.base_encoder.', base)
     sd.update(prefixed('module.momentum_encoder.', momentum))
     sd.update({'module.predictor.0.weight': torch.randn(2 * DIM, DIM // 2),
@@ -80,10 +80,10 @@ def _heads(prefix):
             f'{prefix}head.last_layer.weight_v': torch.randn(16, 32)}
 
 
-def dino_full():
+def dino_full(**kw):
     """dino_vitbase16_pretrain_full_checkpoint.pth (main_dino.py:278-287): the teacher is the
     one DINO evaluates (utils.py:71-82, checkpoint_key 'teacher')."""
-    teacher, student = nonzero(DINOViT()), perturb_(DINOViT(), seed=1)
+    teacher, student = nonzero(DINOViT(**kw)), perturb_(DINOViT(**kw), seed=1)
     return teacher, {'student': {**prefixed('module.backbone.', student), **_heads('module.')},
                      'teacher': {**prefixed('backbone.', teacher), **_heads('')},
                      'optimizer': {}, 'epoch': 100, 'args': None,
@@ -95,16 +95,16 @@ def ibot_teacher():  # checkpoint_teacher.pth (extract_backbone_weights.py:27-41
     return model, {'state_dict': model.state_dict()}
 
 
-def ibot_full():  # main_ibot.py:348-358; the student has masked_embed
-    teacher, student = nonzero(DINOViT()), perturb_(DINOViT(masked_embed=True), seed=1)
+def ibot_full(**kw):  # main_ibot.py:348-358; the student has masked_embed
+    teacher, student = nonzero(DINOViT(**kw)), perturb_(DINOViT(masked_embed=True, **kw), seed=1)
     return teacher, {'student': {**prefixed('module.backbone.', student), **_heads('module.')},
                      'teacher': {**prefixed('backbone.', teacher), **_heads('')},
                      'optimizer': {}, 'epoch': 100, 'args': None,
                      'ibot_loss': {'center': torch.zeros(1, 16)}}
 
 
-def beit():  # beit_base_patch16_224_pt22k.pth: {'model': ...}
-    model = nonzero(BEiTEncoder())
+def beit(**kw):  # beit_base_patch16_224_pt22k.pth: {'model': ...}
+    model = nonzero(BEiTEncoder(**kw))
     return model, {'model': model.state_dict()}
 
 
@@ -301,3 +301,43 @@ def test_beit_tables_follow_the_model_grid(tmp_path, protocol):
                                    resize_beit_table(shared, side), atol=0, rtol=0)
     with torch.no_grad():
         assert torch.isfinite(model(torch.randn(1, 3, kw['img_size'], kw['img_size']))[0]).all()
+
+
+# one release file per source, and the stage configs of the paper profile (each dense stage
+# under both protocols; MAE-CT's frozen-feature evaluation runs the linear config's backbone)
+PROTOCOL_RELEASES = {'supervised': deit, 'mocov3': mocov3, 'dino': dino_full, 'ibot': ibot_full,
+                     'beit': beit}
+PAPER_STAGES = [('coco', 'default'), ('coco', 'cae'), ('ade', 'default'), ('ade', 'cae'),
+                ('finetune', 'default'), ('linear', 'default')]
+
+
+@pytest.mark.parametrize('source', list(PROTOCOL_RELEASES))
+@pytest.mark.slow
+def test_each_source_loads_under_every_protocol(tmp_path, source):
+    """The derived paper configs (MAE's, with the source's preset over MAE's: what the suite
+    runs) build the backbone and load the source's release file, in ViT-B's shape of blocks
+    (12, ViTDet's global blocks 2, 5, 8, 11) at a small width, without a refusal (position
+    tables resampled or dropped, BEiT's tables resized per block): the patch embedding and the
+    last block are the release's."""
+    from mmengine.config import Config
+    from lomar_transfer import benchmark as bm
+    from lomar_transfer.registry import MODELS
+    import argparse
+    from mmengine.config import DictAction
+    official, ckpt = PROTOCOL_RELEASES[source](depth=12)
+    torch.save(ckpt, tmp_path / 'release.pth')
+    parser = argparse.ArgumentParser()  # the options as tools/train.py parses them
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    options = parser.parse_args(['--cfg-options', *bm.preset_options(source)]).cfg_options
+    for stage, protocol in PAPER_STAGES:
+        cfg = Config.fromfile(bm.config_path('paper', source, stage, protocol))
+        cfg.merge_from_dict(options)
+        backbone = dict(cfg.model.backbone, arch=dict(ARCH, depth=12),
+                        init_cfg=weights(tmp_path / 'release.pth'))
+        model = MODELS.build(backbone)
+        model.init_weights()
+        label = f'{source} {stage} {protocol}'
+        torch.testing.assert_close(model.patch_embed.proj.weight,
+                                   official.patch_embed.proj.weight, msg=label)
+        fc1 = model.layers[11].mlp.fc1.weight
+        torch.testing.assert_close(fc1, official.blocks[11].mlp.fc1.weight, msg=label)
