@@ -55,6 +55,7 @@ setup(
         'lomar-feature-eval = lomar_transfer.cli.feature_eval:main',
         'lomar-make-data = lomar_transfer.cli.make_synthetic_data:main',
         'lomar-visualize-reconstruction = lomar_transfer.cli.visualize_reconstruction:main',
+        'lomar-visualize-attention = lomar_transfer.cli.visualize_attention:main',
         'lomar-convert = lomar_transfer.cli.to_lomar_vit:main',
         'lomar-export-timm = lomar_transfer.cli.to_timm:main',
     ]},

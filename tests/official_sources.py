@@ -67,6 +67,18 @@ class DINOViT(nn.Module):
             x = blk(x)
         return self.norm(x)
 
+    def get_last_selfattention(self, x):
+        """:216-223: the blocks but the last, then the last one's attention weights
+        softmax(q k^T * scale) of its normed input (Attention.forward, :80-92)."""
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        for blk in self.blocks[:-1]:
+            x = blk(x)
+        attn, x = self.blocks[-1].attn, self.blocks[-1].norm1(x)
+        b, n, c = x.shape
+        q, k, _ = attn.qkv(x).reshape(b, n, 3, attn.heads, c // attn.heads).permute(2, 0, 3, 1, 4)
+        return ((q @ k.transpose(-2, -1)) * attn.scale).softmax(-1)
+
 
 class BEiTAttention(CAEAttention):
     """beit/modeling_finetune.py Attention: q/v biases, zero k bias, ``q * scale``, the shared

@@ -16,7 +16,8 @@ import pytest
 from conftest import REPO
 
 SCRIPTS = ['lomar-train', 'lomar-test', 'lomar-benchmark', 'lomar-feature-eval', 'lomar-make-data',
-           'lomar-visualize-reconstruction', 'lomar-convert', 'lomar-export-timm']
+           'lomar-visualize-reconstruction', 'lomar-visualize-attention', 'lomar-convert',
+           'lomar-export-timm']
 USER_CONFIG = """\
 _base_ = ['lomar_transfer::mae/upernet_vit-tiny-p8_synthetic-ade20k.py']
 model = dict(backbone=dict(init_cfg=None))

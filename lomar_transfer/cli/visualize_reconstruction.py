@@ -20,7 +20,8 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..visualization.reconstruction import (VisualizationError, build_pretraining_model,
-                                            load_pretraining_checkpoint, reconstruct, save_grid)
+                                            load_pretraining_checkpoint, picture_path, reconstruct,
+                                            save_grid)
 
 
 def parse_args(argv=None):
@@ -110,10 +111,7 @@ def run(args):
     for path, image in zip(paths, images):
         # one image at a time: its picture depends on the seed only, not on the other images
         rec = reconstruct(model, image, seed=args.seed, mask_generator=mask_generator)
-        stem = osp.splitext(osp.basename(path))[0]
-        out = osp.join(out_dir, f'{stem}.png')
-        if out in written:  # same file name in two folders
-            out = osp.join(out_dir, f'{stem}_{len(written)}.png')
+        out = picture_path(out_dir, path, written)
         save_grid(out, rec.panels(0), rec.titles(0), scale=args.scale)
         written.append(out)
         print(f'{out}  {rec.describe(0)}')

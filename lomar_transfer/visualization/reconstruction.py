@@ -382,6 +382,13 @@ def compose_grid(panels, titles=None, scale=1):
     return grid
 
 
+def picture_path(out_dir, image_path, written):
+    """``out_dir/<image stem>.png``, numbered when two images share a stem (two folders)."""
+    stem = osp.splitext(osp.basename(image_path))[0]
+    out = osp.join(out_dir, f'{stem}.png')
+    return osp.join(out_dir, f'{stem}_{len(written)}.png') if out in written else out
+
+
 def save_grid(path, panels, titles=TITLES, scale=1):
     """Write :func:`compose_grid` as a PNG (folders created); returns the grid."""
     grid = compose_grid(panels, titles, scale)

@@ -128,7 +128,8 @@ class Attention(nn.Module):
         self.proj = nn.Linear(embed_dims, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x, grid_hw=None):
+    def _qkv_and_mask(self, x, grid_hw):
+        """q, k, v (B, heads, N, head_dims) and the additive relative position terms (or None)."""
         b, n, c = x.shape
         bias = self.qkv.bias
         if self.q_bias is not None:
@@ -148,8 +149,20 @@ class Attention(nn.Module):
         if self.decomposed_grid is not None:
             rel = decomposed_rel_pos_bias(q, self.rel_pos_h, self.rel_pos_w, grid_hw)
             mask = rel if mask is None else mask + rel
+        return q, k, v, mask
+
+    def forward(self, x, grid_hw=None):
+        b, n, c = x.shape
+        q, k, v, mask = self._qkv_and_mask(x, grid_hw)
         x = attention(q, k, v, mask, self.scale, self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(x.transpose(1, 2).reshape(b, n, c)))
+
+    def weights(self, x, grid_hw=None):
+        """The attention weights softmax(q k^T * scale + terms), (B, heads, N, N): what
+        DINO's ``get_last_selfattention`` returns (dino vision_transformer.py:80-92)."""
+        q, k, _, mask = self._qkv_and_mask(x, grid_hw)
+        logits = q @ k.transpose(-2, -1) * self.scale
+        return (logits if mask is None else logits + mask).softmax(-1)
 
 
 def attention(q, k, v, mask, scale, dropout_p=0.):
@@ -542,15 +555,17 @@ class VisionTransformer(BaseModule):
             return torch.cat([prefix, emb])[None]
         return None
 
-    def forward(self, x):
+    def _embed(self, x):
+        """Images -> tokens with the class token and absolute positions, and the grid."""
         b = x.shape[0]
         x, grid_hw = self.patch_embed(x)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(b, -1, -1), x], dim=1)
         pos = self.abs_pos_embed(grid_hw)
-        if pos is not None:
-            x = x + pos
-        x = self.pos_drop(x)
+        return self.pos_drop(x if pos is None else x + pos), grid_hw
+
+    def forward(self, x):
+        x, grid_hw = self._embed(x)
         outs = []
         for i, block in enumerate(self.layers):
             x = self._run_block(block, x, grid_hw)
@@ -559,6 +574,18 @@ class VisionTransformer(BaseModule):
             if i in self.out_indices:
                 outs.append(self._format_output(x, grid_hw))
         return tuple(outs)
+
+    def last_attention(self, x):
+        """The last block's attention weights for images ``x``, (B, heads, N, N) over its tokens
+        (class token first where the model has one): the input of attention-map figures."""
+        x, grid_hw = self._embed(x)
+        for block in self.layers[:-1]:
+            x = block(x, grid_hw)
+        last = self.layers[-1]
+        if last.window_size:
+            raise ValueError('the last block attends within windows: its maps are not over the '
+                             'image (build the model with the last block global)')
+        return last.attn.weights(last.norm1(x), grid_hw), grid_hw
 
     def encode(self, tokens, grid_hw=None):
         """Dropout, all blocks and the final norm on an assembled token sequence: the encoder
