@@ -9,6 +9,7 @@ with checkpoints but no result is resumed; finished stages are never re-run.
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,8 @@ _STAGES = (
               synthetic='{m}_vit-tiny-p8_synthetic.py',
               paper={'lomar': 'lomar_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
                      'mae': 'mae_vit-base-p16_8xb512-amp-coslr-1600e_in1k.py',
-                     'cae': 'cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py'})),
+                     'cae': 'cae_vit-base-p16_8xb256-amp-coslr-300e-pixel_in1k.py',
+                     'mocov3': 'mocov3_vit-base-p16_16xb256-amp-coslr-300e_in1k.py'})),
     Stage('coco', gpus=16, pictures=True, configs=dict(
               synthetic='mask-rcnn_vit-tiny-p8_synthetic-coco.py',
               paper='mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py',
@@ -111,6 +113,9 @@ STAGES = {stage.name: stage for stage in _STAGES}
 DEFAULT_STAGES = ('pretrain', 'coco', 'ade')
 # the stage whose checkpoint the others start from
 PRETRAIN = next(name for name, stage in STAGES.items() if stage.pretrains)
+# the methods the suite pretrains itself: the masked-image-modelling ones (METHODS, drawn as
+# reconstructions) and the contrastive MoCo v3, whose transfer configs are derived as a release's
+PRETRAINED_HERE = tuple(STAGES[PRETRAIN].configs['paper'])
 # Table columns: (stage, metric key, header, scale), in stage order
 COLUMNS = tuple((stage.name, key, header, scale) for stage in _STAGES
                 for key, header, scale in stage.columns)
@@ -211,7 +216,9 @@ def config_path(profile, method, stage, protocol='default', phase=None):
         if key not in STAGES[stage].configs:
             return None
     spec = STAGES[stage].configs[key]
-    cfg_method = 'mae' if method in BASELINES + RELEASES else method
+    # a release's (and the baseline's) stage configs are MAE's; its own pretraining its own
+    cfg_method = method if STAGES[stage].pretrains or method not in BASELINES + RELEASES \
+        else 'mae'
     name = spec[cfg_method] if isinstance(spec, dict) else spec.format(m=cfg_method)
     return CONFIG_ROOT / (STAGES[stage].folder or cfg_method) / name
 
@@ -225,6 +232,13 @@ def weights_option(checkpoint):
     ``init_cfg=Pretrained``, which each method config carries), or none for the baseline."""
     return f'{WEIGHTS_KEY}=None' if checkpoint is None else \
         f'{WEIGHTS_KEY}.checkpoint={checkpoint}'
+
+
+def launch_gpus(stage, config):
+    """GPUs of a stage's paper recipe: what the config's name says (OpenMMLab's ``16xb256``:
+    16 GPUs x 256 images), else the stage's own count."""
+    found = re.search(r'_(\d+)xb\d+', Path(config).name)
+    return int(found[1]) if found else STAGES[stage].gpus
 
 
 def preset_options(method):
@@ -430,12 +444,19 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
     pictures = [(row['method'], stage, result['pictures'][0]) for row in rows
                 for stage, result in (row['stages'] if len(seeds) == 1 else next(
                     iter(row['stages'].values()), {})).items() if result.get('pictures')]
-    if pictures:  # the first of each stage; all of them in <method>/<stage>/pictures/
+    attention = [(row['method'], result['attention'][0]) for row in rows
+                 for result in [(row['stages'] if len(seeds) == 1 else next(
+                     iter(row['stages'].values()), {})).get(PRETRAIN, {})]
+                 if result.get('attention')]
+    if pictures or attention:  # the first of each stage; all in <method>/<stage>/pictures/
         md += ['', 'Pictures (' + ('first seed; ' if len(seeds) > 1 else '')
                + 'reconstructions: input | masked | reconstruction | target; COCO and '
-               'ADE20K: ground truth | prediction):']
+               'ADE20K: ground truth | prediction; attention: the last block\'s class token, '
+               'mean | each head):']
         md += [f'- {method} {PICTURE_NAMES.get(stage, stage)}: [{Path(path).name}]({path})'
                for method, stage, path in pictures]
+        md += [f'- {method} attention maps: [{Path(path).name}]({path})'
+               for method, path in attention]
     # published numbers: beside a run only where protocol and pretraining match
     comparable = [(row['method'], h, comparable_reference(row['method'], h, profile, protocol))
                   for row in rows for h in headers]

@@ -345,3 +345,33 @@ def test_seeds_run_every_stage_per_seed(tmp_path):
     assert re.search(r'\| mae \| [\d.]+ ± [\d.]+ \|', table)
     assert 'mean ± standard deviation over seeds 3, 4' in table
     assert 'stage 4/4: mae ade seed 4' in stdout
+
+
+@pytest.mark.slow
+def test_the_contrastive_row_is_pretrained_here_and_drawn_as_attention(tmp_path):
+    """``--methods mocov3 scratch`` on the embedded data: the suite pretrains MoCo v3 itself
+    (mmpretrain's MoCoV3 with our ViT), hands its checkpoint to COCO under MAE's config with
+    MoCo v3's preset, and draws the pretrained encoder's attention maps (no reconstruction: a
+    contrastive model has none), linked from results.md."""
+    make_all(tmp_path / 'data/synthetic', seed=0, coco=dict(num_train=8, num_val=4),
+             ade20k=dict(num_train=2, num_val=2),
+             imagenet=dict(num_train_per_class=4, num_val_per_class=2))
+    run_suite(tmp_path, '--methods', 'mocov3', 'scratch', '--stages', 'pretrain', 'coco',
+              '--no-untrained')
+    wd = tmp_path / 'wd'
+    pre = json.loads((wd / 'mocov3/pretrain/result.json').read_text())
+    coco = json.loads((wd / 'mocov3/coco/result.json').read_text())
+    assert bm.show_path(bm.config_path('synthetic', 'mocov3', 'pretrain')) in pre['config']
+    assert coco['pretrained'] == pre['checkpoint'] and 'coco/bbox_mAP' in coco['metrics']
+    assert coco['config'] == bm.show_path(bm.config_path('synthetic', 'mae', 'coco'))
+    dumped = (wd / 'mocov3/coco/mask-rcnn_vit-tiny-p8_synthetic-coco.py').read_text()
+    backbone = dumped.split('backbone=dict(')[1].split('neck=')[0]
+    assert "sincos_order='cae'" in backbone  # MoCo v3's preset over MAE's
+    train_log = (wd / 'mocov3/coco/train.log').read_text()
+    assert re.search(r'loaded (\d+)/\1 backbone tensors', train_log)
+    assert pre['pictures'] == [] and len(pre['attention']) == 2
+    assert not (wd / 'scratch/pretrain').exists()
+    table = (wd / 'results.md').read_text()
+    assert f"- mocov3 attention maps: [{pre['attention'][0].split('/')[-1]}]" \
+           f"({pre['attention'][0]})" in table
+    assert cv2.imread(str(wd / pre['attention'][0])) is not None

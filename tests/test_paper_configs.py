@@ -191,6 +191,19 @@ PRETRAIN = {
         train=[('RandomResizedCropAndInterpolationWithTwoPic',
                 dict(size=224, second_size=112, scale=(0.08, 1.0))),
                ('BEiTMaskGenerator', dict(num_masking_patches=98))]),
+    # MoCo v3: github facebookresearch/moco-v3 CONFIG.md:156-160 (ViT-B: AdamW, blr 1.5e-4,
+    # wd 0.1, 300 epochs, 40 warm-up, stop-grad conv1, T 0.2), main_moco.py:60 (4096 images),
+    # :190 (lr = blr x batch / 256), :229 (torch's AdamW betas), :117, 263, 275 (crops 0.08-1);
+    # mmpretrain's port configs/mocov3/mocov3_vit-base-p16_16xb256-amp-coslr-300e_in1k.py
+    # (LinearLR from 1e-4).
+    'configs/mocov3/mocov3_vit-base-p16_16xb256-amp-coslr-300e_in1k.py': dict(
+        loop=('EpochBasedTrainLoop', 300),
+        schedulers=[warmup(40, 1e-4, **EPOCHWISE), cosine(40, 300, **EPOCHWISE)],
+        optimizer=adamw(1.5e-4 * 4096 / 256, 0.1), clip=None,
+        base_batch=4096, batch=(256, 16), layer_decay=None,
+        backbone=dict(arch='base', patch_size=16, img_size=224, drop_path_rate=0.),
+        train=[('RandomResizedCrop', dict(scale=224, crop_ratio_range=(0.08, 1.0))),
+               ('RandomResizedCrop', dict(scale=224, crop_ratio_range=(0.08, 1.0)))]),
 }
 # CAE with pixel targets (ours, no published recipe): the DALL-E recipe; the second view is the
 # same 224 crop (documented in the config).
@@ -379,7 +392,7 @@ NOT_A_RECIPE = {'configs/_base_/transfer/vit-tiny-p8_dense.py'}
 
 
 def paper_configs():
-    files = [p for m in ('lomar', 'mae', 'cae', 'maect')
+    files = [p for m in ('lomar', 'mae', 'cae', 'mocov3', 'maect')
              for p in (REPO / 'configs' / m).glob('*.py')]
     files += (REPO / 'configs/_base_/transfer').glob('*.py')
     return sorted(str(p.relative_to(REPO)) for p in files if 'synthetic' not in p.name)
@@ -565,11 +578,11 @@ def test_benchmark_gpus_match_the_recipes():
     """Every paper-profile stage config the benchmark runs is tabled, on the GPUs it states."""
     seen = set()
     for method, stage, protocol, phase in itertools.product(
-            bm.METHODS, bm.STAGES, bm.DENSE_PROTOCOLS, (None, 'head')):
+            bm.PRETRAINED_HERE, bm.STAGES, bm.DENSE_PROTOCOLS, (None, 'head')):
         path = bm.config_path('paper', method, stage, protocol, phase)
         if path is not None:
             seen.add(rel(path))
-            assert RECIPES[rel(path)]['batch'][1] == bm.STAGES[stage].gpus, path
+            assert RECIPES[rel(path)]['batch'][1] == bm.launch_gpus(stage, path), path
     assert seen - set(RECIPES) == set()
 
 

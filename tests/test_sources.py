@@ -161,7 +161,7 @@ def test_the_presets_of_the_configs_are_the_declarations():
     declaration says."""
     from mmengine.config import Config
     from conftest import REPO
-    for name in ('lomar', 'mae', 'cae'):
+    for name in ('lomar', 'mae', 'cae', 'mocov3'):
         preset = Config.fromfile(REPO / f'configs/_base_/encoders/{name}.py')[f'{name}_encoder']
         assert dict(preset) == SOURCES[name].encoder, name
 
@@ -250,6 +250,9 @@ def test_release_sources_get_derived_stage_configs_in_the_paper_plan(tmp_path, c
             config = bm.show_path(bm.config_path('paper', 'mae', stage))
             assert line == (f'tools/dist_train.sh {config} {bm.STAGES[stage].gpus} --work-dir '
                             f'work_dirs/benchmark/{name}/{stage} --cfg-options {preset} {ckpt}')
+    # MoCo v3 is also pretrained here (the contrastive row): a checkpoint is optional
+    args = parse_args(['--methods', 'mocov3', 'dino', '--pretrained', 'dino=dino.pth'])
+    assert [(m, s) for _, m, s in Suite(args).jobs if s == 'pretrain'] == [('mocov3', 'pretrain')]
     for argv, message in (
             (['--methods', 'dino', 'mae'], 'dino: benchmarked from the released checkpoint'),
             (['--methods', 'mae', '--pretrained', 'dino=dino.pth'],

@@ -102,7 +102,7 @@ def parse_args(argv=None):
                    help='passed to every stage, e.g. train_cfg.max_iters=10')
     args = p.parse_args(argv)
     args.pretrained = parse_pretrained(p, args.pretrained, args.methods)
-    if all(m in args.pretrained or m in bm.BASELINES for m in args.methods):
+    if all(m in args.pretrained or m not in bm.PRETRAINED_HERE for m in args.methods):
         args.stages = [s for s in args.stages if not bm.STAGES[s].pretrains]
     return args
 
@@ -130,7 +130,8 @@ def parse_pretrained(p, items, methods):
                       'file not found (check the path)\n'))
         # absolute: the stages, result.json and a resumed run from elsewhere name the same file
         pairs[name] = str(full.resolve())
-    missing = [m for m in methods if m in bm.RELEASES and m not in pairs]
+    missing = [m for m in methods
+               if m in bm.RELEASES and m not in bm.PRETRAINED_HERE and m not in pairs]
     if missing:
         p.error(f'{", ".join(missing)}: benchmarked from the released checkpoint (not '
                 f'pretrained here): add --pretrained {missing[0]}=PATH')
@@ -161,7 +162,8 @@ class Suite:
         self.jobs = [(seed, m, s) for seed in self.seeds for m in args.methods
                      for s in args.stages
                      if (m not in bm.BASELINES or bm.STAGES[s].for_scratch)
-                     and not (bm.STAGES[s].pretrains and m in args.pretrained)]
+                     and not (bm.STAGES[s].pretrains and (m in args.pretrained
+                                                          or m not in bm.PRETRAINED_HERE))]
 
     # ------------------------------------------------------------------ one stage
     def train_cmd(self, config, stage_dir, options, seed):
@@ -281,9 +283,16 @@ class Suite:
         if spec.evaluator == 'reconstruction':
             curve = bm.loss_curve(stage_dir)
             result['losses'] = [curve[0][1], curve[-1][1]] if curve else None
-            self.run([self.py, '-m', 'lomar_transfer.cli.visualize_reconstruction', str(config),
-                      ckpt, '--num', '2', '--scale', '2', '--seed', str(seed), '--out-dir',
-                      str(stage_dir / 'pictures')], stage_dir / 'pictures.log', label)
+            if method in bm.METHODS:  # masked image modelling: its reconstructions
+                self.run([self.py, '-m', 'lomar_transfer.cli.visualize_reconstruction',
+                          str(config), ckpt, '--num', '2', '--scale', '2', '--seed', str(seed),
+                          '--out-dir', str(stage_dir / 'pictures')], stage_dir / 'pictures.log',
+                         label)
+            self.run([self.py, '-m', 'lomar_transfer.cli.visualize_attention', str(config), ckpt,
+                      '--num', '2', '--scale', '2', '--out-dir', str(stage_dir / 'attention')],
+                     stage_dir / 'attention.log', label)
+            result['attention'] = sorted(str(p.relative_to(self.work_dir))
+                                         for p in (stage_dir / 'attention').glob('*.png'))
         else:
             out = stage_dir / 'metrics.json'
             show = stage_dir / 'pictures' if spec.pictures else None
@@ -340,7 +349,7 @@ class Suite:
                 if (self.args.seeds[0], method, stage) not in self.jobs:
                     continue  # (scratch: no pretraining, nothing for MAE-CT to tune)
                 config = bm.config_path('paper', method, stage, self.args.protocol)
-                gpus = bm.STAGES[stage].gpus
+                gpus = bm.launch_gpus(stage, config)
                 wd = Path(self.args.work_dir) / method / bm.stage_dir_name(stage,
                                                                            self.args.protocol)
                 options = [*bm.preset_options(method), bm.weights_option(ckpt)]
