@@ -194,6 +194,11 @@ def stage_dir_name(stage, protocol='default'):
     return stage if stage_protocol(stage, protocol) == stage else f'{stage}-{protocol}'
 
 
+# the release sources' published numbers, declared with each source (lomar_transfer/sources)
+REFERENCES += [dict(ref, method=name) for name, source in SOURCES.items()
+               for ref in source.references]
+
+
 def comparable_reference(method, column, profile, protocol='default'):
     """The published number measured with this run's protocol and pretraining, or None."""
     if profile != 'paper':
@@ -473,8 +478,9 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
     for ref in REFERENCES:
         if _COLUMN_STAGE[ref['column']] in stages:
             target, epochs = ref['pretraining']
+            length = 'epochs not stated' if epochs is None else f'{epochs} ep'
             md.append(f"| {ref['method']} | {ref['column']} | {ref['value']:.1f} | "
-                      f"{ref['protocol']} | {target}, {epochs} ep | {ref['source']} |")
+                      f"{ref['protocol']} | {target}, {length} | {ref['source']} |")
     text = '\n'.join(md) + '\n'
     atomic_write(work_dir / 'results.md', text)  # all three: a kill or a full disk never
     table = io.StringIO(newline='')               # leaves half a file

@@ -3,6 +3,7 @@ every parameter non-zero, written in its release's file layout, gives the offici
 through ``init_cfg=Pretrained``, ``pretrained=`` and ``lomar-convert``, with our ViT built from
 the source's own preset; and the bad inputs of each are refused or reported."""
 import logging
+import re
 import warnings
 from collections import OrderedDict
 
@@ -344,3 +345,18 @@ def test_each_source_loads_under_every_protocol(tmp_path, source):
                                    official.patch_embed.proj.weight, msg=label)
         fc1 = model.layers[11].mlp.fc1.weight
         torch.testing.assert_close(fc1, official.blocks[11].mlp.fc1.weight, msg=label)
+
+
+def test_release_references_are_declared_with_their_source_and_listed():
+    """Each release's published numbers live in its declaration, carry a protocol, a
+    pretraining and a file:line, and the report lists them (for orientation: no run of the suite
+    has their protocols)."""
+    from lomar_transfer import benchmark as bm
+    declared = [(name, ref) for name, s in SOURCES.items() for ref in s.references]
+    assert {name for name, _ in declared} >= {'mocov3', 'dino', 'ibot', 'supervised'}
+    for name, ref in declared:
+        assert dict(ref, method=name) in bm.REFERENCES
+        assert ref['column'] in {h for _, _, h, _ in bm.COLUMNS} and len(ref['pretraining']) == 2
+        assert re.search(r'README\.md:\d+', ref['source']) and ref['protocol']
+        for profile in ('paper', 'synthetic'):
+            assert bm.comparable_reference(name, ref['column'], profile) is None

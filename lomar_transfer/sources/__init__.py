@@ -34,6 +34,9 @@ class Source:
     needs, never: ``(pattern, what)`` that a file forced to this source must hold one of, or
         must not hold (a forced source the file contradicts is refused).
     pretraining: (target, epochs, data) of the release where its file or code says them.
+    references: published numbers of the release, each ``dict(column, value, protocol,
+        pretraining=(target, epochs or None), source)`` with the file:line it is read from;
+        the suite lists them, beside a run only where protocol and pretraining match.
     """
     name: str
     release: str
@@ -47,6 +50,7 @@ class Source:
     needs: tuple = ()
     never: tuple = ()
     pretraining: tuple = ()
+    references: tuple = ()
 
 
 def _load():

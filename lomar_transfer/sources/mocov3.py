@@ -14,4 +14,11 @@ SOURCE = Source(
     encoder=dict(sincos_order='cae', qkv_bias=True),
     prefixes=('module.base_encoder.', 'module.'),
     marks=(r'^module\.base_encoder\.blocks\.', r'^module\.blocks\.\d+\.'),
-    never=(QV_BIAS, IRPE), pretraining=('contrastive', 300, 'IN-1k'))
+    never=(QV_BIAS, IRPE), pretraining=('contrastive', 300, 'IN-1k'),
+    references=(
+        dict(column='top-1 lin', value=76.7, pretraining=('contrastive', 300),
+             protocol='MoCo v3 linear probe (main_lincls.py: class token, 90 ep)',
+             source='github facebookresearch/moco-v3 README.md:55-59'),
+        dict(column='top-1 ft', value=83.2, pretraining=('contrastive', 300),
+             protocol='DeiT fine-tuning recipe, 150 ep (README.md:85)',
+             source='github facebookresearch/moco-v3 README.md:78-82')))
