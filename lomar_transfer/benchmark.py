@@ -22,8 +22,9 @@ CONFIG_ROOT = (Path(__file__).parent / '.mim' / 'configs').resolve()
 METHODS = ('lomar', 'mae', 'cae')
 # 'scratch': the MAE-shaped backbone from random initialisation, a no-pretraining baseline
 BASELINES = ('scratch', )
-# sources benchmarked from their released checkpoint (--pretrained NAME=PATH), not pretrained
-# here: their stage configs are derived, MAE's with the source's encoder preset over MAE's
+# sources benchmarked from their released checkpoint (--pretrained NAME=PATH; MoCo v3 is also
+# pretrained here, PRETRAINED_HERE): their stage configs are derived, MAE's with the source's
+# encoder preset over MAE's
 RELEASES = tuple(name for name, source in SOURCES.items()
                  if name not in METHODS and not source.generic)
 @dataclass(frozen=True)
@@ -446,13 +447,13 @@ def write_results(work_dir, rows, stages, profile, protocol='default', seeds=(0,
         md += [f"- {d['metric']}: {d['better']} > {d['worse']} by {d['difference']:.1f} "
                f"(p = {d['p']:.3f})" for d in differences] or [
             '- none: every difference between methods is within the noise of these seeds.']
-    pictures = [(row['method'], stage, result['pictures'][0]) for row in rows
-                for stage, result in (row['stages'] if len(seeds) == 1 else next(
-                    iter(row['stages'].values()), {})).items() if result.get('pictures')]
-    attention = [(row['method'], result['attention'][0]) for row in rows
-                 for result in [(row['stages'] if len(seeds) == 1 else next(
-                     iter(row['stages'].values()), {})).get(PRETRAIN, {})]
-                 if result.get('attention')]
+    # the stages of a row (several seeds: of the first)
+    shown = [(row['method'], row['stages'] if len(seeds) == 1 else next(
+        iter(row['stages'].values()), {})) for row in rows]
+    pictures = [(method, stage, result['pictures'][0]) for method, stages in shown
+                for stage, result in stages.items() if result.get('pictures')]
+    attention = [(method, stages[PRETRAIN]['attention'][0]) for method, stages in shown
+                 if stages.get(PRETRAIN, {}).get('attention')]
     if pictures or attention:  # the first of each stage; all in <method>/<stage>/pictures/
         md += ['', 'Pictures (' + ('first seed; ' if len(seeds) > 1 else '')
                + 'reconstructions: input | masked | reconstruction | target; COCO and '

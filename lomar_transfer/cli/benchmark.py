@@ -64,6 +64,10 @@ def passing_signals_on(suite):
             signal.signal(sig, old)
 
 
+# every --methods entry: the MIM methods, the baseline, the release sources
+METHOD_NAMES = bm.METHODS + bm.BASELINES + bm.RELEASES
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,7 +79,7 @@ def parse_args(argv=None):
                    "and mmseg's MAE ADE20K recipes, 'cae' CAE's own recipes (stage folders "
                    'coco-cae, ade-cae)')
     p.add_argument('--methods', nargs='+', default=list(bm.METHODS),
-                   choices=list(bm.METHODS + bm.BASELINES + bm.RELEASES))
+                   choices=list(METHOD_NAMES))
     p.add_argument('--stages', nargs='+', default=list(bm.DEFAULT_STAGES),
                    choices=list(bm.STAGES))
     p.add_argument('--pretrained', nargs='+', default=[], metavar='[NAME=]PATH',
@@ -112,7 +116,7 @@ def parse_pretrained(p, items, methods):
     pairs = {}
     for item in items:
         name, sep, path = item.partition('=')
-        if not (sep and name in bm.METHODS + bm.BASELINES + bm.RELEASES):
+        if not (sep and name in METHOD_NAMES):
             if len(items) != 1 or len(methods) != 1:
                 p.error(f'--pretrained {item}: give NAME=PATH for each method, or one PATH '
                         'with exactly one --methods entry (the checkpoint\'s architecture)')

@@ -4,9 +4,10 @@
     (python tools/model_converters/to_lomar_vit.py ... in a clone of the repository)
 
 SRC: the release file of any declared source (LoMaR, MAE, CAE, timm, DeiT, MoCo v3, DINO, iBOT,
-BEiT: ``lomar_transfer/sources``), mmpretrain backbones or algorithm checkpoints, or ours. DST holds ``{'state_dict': backbone weights, 'meta': {...}}`` in our
-names (``layers.N.norm1.weight``, ...) and loads with ``model.backbone.pretrained=DST`` (the
-loader would also convert SRC on the fly). Checkpoints of ours written before format 3
+BEiT: ``lomar_transfer/sources``), mmpretrain backbones or algorithm checkpoints, or ours. DST
+holds ``{'state_dict': backbone weights, 'meta': {...}}`` in our names
+(``layers.N.norm1.weight``, ...) and loads with ``model.backbone.pretrained=DST`` (the loader
+would also convert SRC on the fly). Checkpoints of ours written before format 3
 (``blocks.N.*``) are migrated, and the output says so. ``--source`` forces a format where
 detection cannot tell (e.g. official CAE weights without layer scale look like timm's); one that
 the checkpoint contradicts (``--source cae`` on a file with a fused ``qkv.bias``) is refused.

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from ..fileio import CheckpointError, WriteError, atomic_write, read_checkpoint
-from ..models.backbones.weights import check_fit
+from ..models.backbones.weights import (IncompatibleWeights, describe_size_mismatch,
+                                       load_and_record)
 
 GREY = 128  # masked patches, and the target where a method defines none (outside LoMaR windows)
 TITLES = ('input', 'masked', 'reconstruction', 'target')
@@ -86,9 +87,9 @@ def build_pretraining_model(cfg):
 
 
 def load_pretraining_checkpoint(model, path):
-    """Load a whole-algorithm checkpoint (as tools/train.py writes it) through mmengine's loader
-    and the checked load (the backbone adapts older formats of ours on load), every tensor of
-    the model or a one-line VisualizationError. Returns its meta."""
+    """Strictly load a whole-algorithm checkpoint (as tools/train.py writes it) through mmengine's
+    loader (the backbone adapts older formats of ours on load): every tensor of the model and
+    nothing else, or a one-line VisualizationError. Returns its meta."""
     from mmengine.runner.checkpoint import _load_checkpoint_to_model
     if not osp.isfile(path):
         raise VisualizationError(
@@ -100,13 +101,18 @@ def load_pretraining_checkpoint(model, path):
         raise VisualizationError(f'cannot read checkpoint {e}; copy it again or pass '
                                  'another') from e
     try:
-        check_fit(model, lambda: _load_checkpoint_to_model(model, ckpt, logger='silent'), path,
-                  exact=True)
-    except CheckpointError as e:
+        _, report = load_and_record(
+            model, lambda: _load_checkpoint_to_model(model, ckpt, logger='silent'))
+    except IncompatibleWeights as e:
+        raise VisualizationError(f'{path}: {e}') from e
+    found = [f'{len(keys)} {what} (e.g. {keys[0]})' for keys, what in (
+        (report['missing'], 'missing'), (report['unexpected'], 'unexpected'),
+        ([describe_size_mismatch(e) for e in report['errors']], 'of another shape')) if keys]
+    if found:
         raise VisualizationError(
-            f'{path} does not fit the model of this config ({str(e)[len(path) + 2:]}); pass the '
-            'pretraining config it was trained with, and the whole-model checkpoint '
-            'tools/train.py wrote (not a converted backbone)') from e
+            f'{path} does not fit the model of this config ({", ".join(found)} tensors); pass '
+            'the pretraining config it was trained with, and the whole-model checkpoint '
+            'tools/train.py wrote (not a converted backbone)')
     return ckpt.get('meta', {})
 
 

@@ -186,11 +186,16 @@ CONVERTERS = {**{name: partial(convert_source, source=name) for name in SOURCES}
               'mmpretrain': convert_mmpretrain, 'lomar_transfer': convert_lomar_transfer}
 
 
+# every entry of a file's dict that some source keeps its weights under
+_STATE_KEYS = tuple(dict.fromkeys(k for source in SOURCES.values() for k in source.state_keys))
+
+
 def _all_keys(ckpt):
-    top = list(ckpt) if isinstance(ckpt, dict) else []
-    inner = [k for entry in (ckpt.get(key) for key in ('state_dict', 'model', 'module', 'teacher'))
-             if isinstance(entry, dict) for k in entry] if isinstance(ckpt, dict) else []
-    return top + inner
+    """The file's top-level keys and those of every entry a source keeps its weights under."""
+    if not isinstance(ckpt, dict):
+        return []
+    return list(ckpt) + [k for key in _STATE_KEYS if isinstance(ckpt.get(key), dict)
+                         for k in ckpt[key]]
 
 
 def _marked(source, keys):
