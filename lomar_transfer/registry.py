@@ -3,14 +3,15 @@
 Children of mmengine's root registries, so every OpenMMLab project whose registries hang from the
 same roots (mmpretrain, mmdet, mmseg) builds our components as ``type='lomar_transfer.Name'``.
 ``locations`` lets a registry import the modules that fill it the first time it is searched.
-Only what we register has a registry: datasets and transforms are the stock ones (the synthetic
-data is written in the real layouts), so there is none for them.
+Only what we register has a registry: datasets are the stock ones (the synthetic data is written
+in the real layouts); the one transform of ours is detectron2's crop (``datasets.transforms``).
 """
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import \
     OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPPER_CONSTRUCTORS
 from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 SCOPE = 'lomar_transfer'
@@ -23,3 +24,5 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor',
                                       locations=['lomar_transfer.engine'])
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, scope=SCOPE,
                   locations=['lomar_transfer.engine'])
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope=SCOPE,
+                      locations=['lomar_transfer.datasets.transforms'])

@@ -48,6 +48,8 @@ def expected(method, kind):
         rel = {'vitdet': 'decomposed', 'mmseg': 'beit', 'cae-seg': 'beit',
                'finetune': 'beit' if method == 'cae' else None}.get(kind)
         pos = 'learned' if kind in DENSE else 'sincos'
+        if kind == 'finetune' and method == 'mae':  # MAE's models_vit.py trains its table
+            pos = 'learned'
     layer_scale = method == 'cae' or kind in ('mmseg', 'cae-det', 'cae-seg')
     return pos, rel, layer_scale, kind != 'vitdet'
 
@@ -236,14 +238,14 @@ TRANSFER = {
     # the longest side 1024). 16 GPUs x 4.
     'mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py': dict(
         loop=('IterBasedTrainLoop', 184375),
-        schedulers=[warmup(250, 0.001, **ITERWISE),
+        schedulers=[warmup(251, 0.001, **ITERWISE),
                     dict(type='MultiStepLR', milestones=[163889, 177546], gamma=0.1, begin=0,
                          end=184375, **ITERWISE)],
         optimizer=adamw(1e-4, 0.1), clip=None, base_batch=64, batch=(4, 16), layer_decay=0.7,
         backbone=dict(arch='base', patch_size=16, img_size=1024, drop_path_rate=0.1,
                       window_size=14, global_attn_indices=(2, 5, 8, 11)),
         train=[('RandomResize', dict(scale=(1024, 1024), ratio_range=(0.1, 2.0))),
-               ('RandomCrop', dict(crop_size=(1024, 1024)))],
+               ('lomar_transfer.FixedSizeCrop', dict(crop_size=(1024, 1024)))],
         test=[('Resize', dict(scale=(1024, 1024)))]),
     # CAE's detection protocol: github lxtGH/CAE downstream_tasks/detection/README.md:26 (16
     # GPUs), evaluation/object_detection/configs/mask_rcnn/
@@ -256,7 +258,7 @@ TRANSFER = {
     # stays at the 14x14 grid and is resampled to the input per forward (documented).
     'mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py': dict(
         loop=('EpochBasedTrainLoop', 12),
-        schedulers=[warmup(500, 0.001, **ITERWISE),
+        schedulers=[warmup(501, 0.001, **ITERWISE),
                     dict(type='MultiStepLR', milestones=[9, 11], gamma=0.1, begin=0, end=12,
                          by_epoch=True)],
         optimizer=adamw(3e-4, 0.05), clip=None, base_batch=32, batch=(2, 16), layer_decay=0.75,
@@ -301,7 +303,8 @@ TRANSFER = {
     # 100e_in1k.py:45,74-112. CAE's own schedule (lr 8e-3 at 4096) is not used: documented.
     'vit-base-p16_8xb128-coslr-100e_in1k.py': dict(
         loop=('EpochBasedTrainLoop', 100),
-        schedulers=[warmup(5, 1e-4, **EPOCHWISE), cosine(5, 100, eta_min=1e-6, **EPOCHWISE)],
+        schedulers=[warmup(5, 1e-4, **EPOCHWISE),
+                    cosine(5, 100, eta_min_ratio=1e-6 / (5e-4 * 1024 / 256), **EPOCHWISE)],
         optimizer=adamw(5e-4 * 1024 / 256, 0.05), clip=None, base_batch=1024, batch=(128, 8),
         layer_decay=0.65,
         backbone=dict(arch='base', patch_size=16, img_size=224, drop_path_rate=0.1,

@@ -60,7 +60,8 @@ def test_every_registry_holds_something():
     from lomar_transfer import registry
     registries = {name: r for name, r in vars(registry).items()
                   if isinstance(r, Registry) and r.scope == registry.SCOPE}
-    assert set(registries) == {'MODELS', 'HOOKS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'RUNNERS'}
+    assert set(registries) == {'MODELS', 'HOOKS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'RUNNERS',
+                               'TRANSFORMS'}
     for name, r in registries.items():
         r.import_from_location()
         assert len(r.module_dict) > 0, f'{name} holds nothing'

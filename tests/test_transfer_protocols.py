@@ -232,6 +232,75 @@ def test_mmseg_and_cae_learning_rates_and_weight_decay():
     assert coco['backbone.pos_embed'] == (0, 0)
 
 
+FINETUNE = 'configs/{}/vit-base-p16_8xb128-coslr-100e_in1k.py'
+
+
+def official_finetune_rule(name, ndim, depth=12, rate=0.65):
+    """(lr scale, decays) of a parameter in the official ImageNet fine-tuning, on our names.
+    github facebookresearch/mae util/lr_decay.py:24-31 (no decay: 1-D or in the model's
+    no_weight_decay list, pos_embed / cls_token), :63-76 (layer ids: embeddings 0, block i i+1,
+    the rest depth+1; scale rate ** (depth + 1 - id)); LoMaR main_finetune_lomar.py runs the same
+    function; lxtGH/CAE furnace/optim_factory.py:24-35,56 (the same ids, plus names ending in
+    '.bias', which are 1-D anyway; BEiT's relative position tables decay)."""
+    short = name[len('backbone.'):] if name.startswith('backbone.') else None
+    if short is not None and short.startswith(('cls_token', 'pos_embed', 'patch_embed')):
+        layer = 0
+    elif short is not None and short.startswith('layers.'):
+        layer = int(short.split('.')[1]) + 1
+    else:
+        layer = depth + 1
+    decays = not (ndim == 1 or name.endswith('.bias') or short in ('pos_embed', 'cls_token'))
+    return rate ** (depth + 1 - layer), decays
+
+
+@pytest.mark.parametrize('method', ['lomar', 'mae', 'cae'])
+@pytest.mark.slow
+def test_finetune_groups_follow_the_official_rule_parameter_by_parameter(method):
+    cfg = Config.fromfile(REPO / FINETUNE.format(method))
+    cfg.model.backbone.init_cfg = None
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    base = cfg.optim_wrapper.optimizer
+    got = {g['param_name']: (g['lr'] / base.lr, g['weight_decay'] / base.weight_decay)
+           for g in wrapper.optimizer.param_groups}
+    trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert got.keys() == trained.keys()
+    wrong = {}
+    for n, p in trained.items():
+        scale, decays = official_finetune_rule(n, p.ndim)
+        if not (math.isclose(got[n][0], scale) and got[n][1] == float(decays)):
+            wrong[n] = (got[n], (scale, float(decays)))
+    assert not wrong, wrong
+    names = ' '.join(trained)
+    # what each method fine-tunes: MAE its learned table, CAE its BEiT tables, LoMaR its RPE
+    assert {'lomar': 'lookup_table_weight', 'mae': 'backbone.pos_embed',
+            'cae': 'relative_position_bias_table'}[method] in names
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and \
+        Config.fromfile(REPO / FINETUNE.format(method)).optim_wrapper.type == 'AmpOptimWrapper'
+
+
+def test_finetune_cosine_floor_is_min_lr_times_each_groups_scale():
+    """MAE util/lr_sched.py:17-21: lr = min_lr + (lr - min_lr) * cosine, then x lr_scale, so
+    a group at scale s ends at 1e-6 * s (mmengine's eta_min would floor every group at 1e-6)."""
+    from mmengine.registry import PARAM_SCHEDULERS
+    cfg = Config.fromfile(REPO / FINETUNE.format('mae'))
+    lr = cfg.optim_wrapper.optimizer.lr
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    opt = torch.optim.AdamW([dict(params=[params[0]], lr=lr),
+                             dict(params=[params[1]], lr=lr * 0.65 ** 13)], lr=lr)
+    cosine = dict(cfg.param_scheduler[1], by_epoch=False, begin=0, end=100, T_max=50)
+    cosine.pop('convert_to_iter_based')
+    sched = PARAM_SCHEDULERS.build(dict(cosine, optimizer=opt))
+    for _ in range(50):  # the bottom of the cosine
+        opt.step()
+        sched.step()
+    floors = [g['lr'] for g in opt.param_groups]
+    assert math.isclose(floors[0], 1e-6, rel_tol=1e-6)
+    assert math.isclose(floors[1], 1e-6 * 0.65 ** 13, rel_tol=1e-6)
+
+
 def test_cae_segmentation_schedule_multiplies_warmup_and_poly():
     """mmcv 1.x (CAE's code): lr = base * (1 - t/160000) * warm-up factor while t < 1500."""
     from mmengine.optim import build_optim_wrapper
@@ -342,3 +411,51 @@ def test_each_protocol_loads_each_methods_pretraining(tmp_path, method, leaf):
     if method != 'cae' and 'ls1.gamma' in str(result.missing_keys):  # LayerScale is new
         want = 1.0 if leaf.startswith('upernet') and not leaf.endswith('_cae.py') else 0.1
         assert all(torch.all(b.ls1.gamma == want) for b in vit.layers)
+
+
+def test_lsj_crop_draws_one_offset_as_detectron2():
+    """detectron2 FixedSizeCrop (augmentation_impl.py:338-341): offset = round(margin * u) with
+    one u for both sides; mmdet's RandomCrop draws two. Same numpy stream, same crop."""
+    import numpy as np
+    from mmengine.registry import TRANSFORMS
+    cfg = Config.fromfile(REPO / VITDET)
+    step = next(t for t in cfg.train_dataloader.dataset.dataset.pipeline if 'Crop' in t.type)
+    assert step.type == 'lomar_transfer.FixedSizeCrop' and step.recompute_bbox
+    crop = TRANSFORMS.build(dict(step, crop_size=(100, 100)))
+    img = np.zeros((300, 700, 3), np.uint8)
+    for seed in range(20):
+        np.random.seed(seed)
+        out = crop(dict(img=img.copy(), img_shape=img.shape[:2]))
+        np.random.seed(seed)
+        want = np.round(np.multiply((200, 600), np.random.uniform(0.0, 1.0))).astype(int)
+        assert out['img'].shape[:2] == (100, 100)
+        got = -out['homography_matrix'][1, 2], -out['homography_matrix'][0, 2]
+        assert tuple(int(v) for v in got) == tuple(want)
+        assert abs(got[0] / 200 - got[1] / 600) <= 1 / 200  # on the diagonal
+
+
+@pytest.mark.parametrize('path, steps', [(VITDET, 250), (CAE_COCO, 500)])
+def test_coco_warmup_reaches_the_full_rate_at_the_official_iteration(path, steps):
+    """detectron2's WarmupParamScheduler (ViTDet) and mmcv 1.x's linear warm-up (CAE): at
+    iteration t < W the factor is 0.001 + 0.999 t / W, 1 from t = W on."""
+    from mmengine.registry import PARAM_SCHEDULERS
+    cfg = Config.fromfile(REPO / path)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=1.0)
+    sched = PARAM_SCHEDULERS.build(dict(cfg.param_scheduler[0], optimizer=opt))
+    for t in range(steps + 3):
+        want = 0.001 + 0.999 * min(t, steps) / steps
+        assert math.isclose(opt.param_groups[0]['lr'], want, rel_tol=1e-9), t
+        opt.step()
+        sched.step()
+
+
+@pytest.mark.parametrize('path, train_max', [(VITDET, 1000), (CAE_COCO, 2000)])
+def test_rpn_keeps_the_official_number_of_proposals(path, train_max):
+    """detectron2 mask_rcnn_fpn.py:50-51 (2000 per level before NMS, 1000 per image after in
+    training; 1000 / 1000 in test); CAE _base_/models/mask_rcnn_vit_fpn.py:91-96 keeps 2000
+    per image in training, 107-113 1000 in test."""
+    model = Config.fromfile(REPO / path).model
+    train, test = model.train_cfg.rpn_proposal, model.test_cfg.rpn
+    assert (train.nms_pre, train.max_per_img) == (2000, train_max)
+    assert (test.nms_pre, test.max_per_img) == (1000, 1000)

@@ -9,6 +9,7 @@ _base_ = [
 
 model = dict(backbone=dict(
     _base_.cae_encoder,
+    pos_embed='sincos',  # CAE fine-tuning keeps its fixed table (--sin_pos_emb, default on)
     rel_pos_bias=True,  # CAE fine-tuning: a relative position bias per block (--rel_pos_bias)
     fc_norm_from_norm=True,  # and fc_norm starts from the pretrained final norm
     init_cfg=dict(type='Pretrained',

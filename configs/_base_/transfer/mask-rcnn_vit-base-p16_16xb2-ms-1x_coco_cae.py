@@ -10,13 +10,14 @@
 #   neck: fpn1-4 on the four blocks (deconv-BN-GELU-deconv, deconv, identity, max-pool; rb:81-95)
 #     then FPN 768 -> 256, five levels (base:17-21).
 #   heads: 4conv1fc box head with SyncBN, decoded boxes with GIoU loss x10 (cfg:33-52); mask
-#     head with 4 convs, no norm (base:64-71).
+#     head with 4 convs, no norm (base:64-71); RPN keeps 2000 proposals per image in training
+#     (2000 per level before NMS; base:84-90), 1000 in test (base:107-113).
 #   data: flip, then either a resize with the short side in 480..800 (step 32, long <= 1333) or
 #     a resize to 400/500/600, a random 384-600 crop and the same resize (cfg:58-90); test at
 #     1333x800 (coco_instance.py:15-29).
 #   optimisation: AdamW lr 3e-4, betas (0.9, 0.999), wd 0.05, layer decay 0.75 over 12 layers
 #     (cfg:101-103), no decay for 1-D parameters and biases
-#     (layer_decay_optimizer_constructor.py:46); 12 epochs, x0.1 at epochs 9 and 11
+#     (mmcv_custom/layer_decay_optimizer_constructor.py:54); 12 epochs, x0.1 at epochs 9 and 11
 #     (cfg:105-106), warm-up 500 iterations from 0.001 (schedule_1x.py:5-10); 2 x 16 images.
 # Remaining differences, and why:
 #   - the frozen table lives at the pretraining grid (14x14) and is resampled once per forward
@@ -73,7 +74,9 @@ model = dict(
             reg_decoded_bbox=True,
             norm_cfg=norm_cfg,
             loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='GIoULoss', loss_weight=10.0))))
+            loss_bbox=dict(type='GIoULoss', loss_weight=10.0))),
+    # 2000 proposals per image in training (base:84-90); mmdet's base keeps 1000
+    train_cfg=dict(rpn_proposal=dict(nms_pre=2000, max_per_img=2000)))
 
 _short = [(1333, s) for s in range(480, 801, 32)]
 train_pipeline = [
@@ -101,7 +104,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.75, flat_decay_mult=0., bias_decay_mult=0.,
                        custom_keys={'pos_embed': dict(lr_mult=0., decay_mult=0.)}))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=501),
     dict(type='MultiStepLR', by_epoch=True, begin=0, end=12, milestones=[9, 11], gamma=0.1),
 ]
 auto_scale_lr = dict(base_batch_size=32)

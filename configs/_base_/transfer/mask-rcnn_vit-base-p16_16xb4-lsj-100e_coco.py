@@ -16,12 +16,14 @@
 #   optimisation: AdamW lr 1e-4, betas (0.9, 0.999), wd 0.1 except the blocks' LayerNorms and
 #     pos_embed (optim.py:18-28, mask_rcnn_vitdet_b_100ep.py:38-40; biases, rel_pos tables and
 #     the neck/head LNs are decayed), layer decay 0.7 (embeddings 0.7**13, block i 0.7**(12-i),
-#     rest 1), 184375 iterations of 64 images, warm-up 250 iterations from 0.001, steps at
-#     163889 and 177546 (:25-34), AMP.
+#     rest 1), 184375 iterations of 64 images, warm-up 250 iterations from 0.001 (the full rate
+#     at iteration 250, so LinearLR ends at 251), steps at 163889 and 177546 (:25-34), AMP.
 # Remaining differences, and why:
-#   - mmdet's LSJ pipeline (cv2 bilinear resize, flip last, boxes from the cropped boxes)
-#     instead of D2's (PIL resize, flip first, boxes recomputed from the masks): the transforms
-#     are mmdet's; the distribution of crops is the same.
+#   - mmdet's LSJ transforms (cv2 bilinear resize, flip last) instead of D2's (PIL resize,
+#     flip first; a flip is as likely either way, so the crops are distributed alike); both
+#     recompute the boxes from the cropped masks. The crop offset is D2's: one uniform draw for
+#     both sides (FixedSizeCrop, augmentation_impl.py:338-341), where mmdet's RandomCrop draws
+#     the two independently.
 #   - mmdet's heads initialise as mmdet does (Kaiming convs in the RoI heads where D2 uses
 #     c2_msra/c2_xavier fills); both are standard starting points of the same architecture.
 #   - no fp16 gradient compression in DDP (train.ddp.fp16_compression): a communication
@@ -81,7 +83,18 @@ test_pipeline = [
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
-train_dataloader = dict(batch_size=4, num_workers=8)  # x 16 GPUs = 64 images per iteration
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='RandomResize', scale=image_size, ratio_range=(0.1, 2.0), keep_ratio=True),
+    dict(type='lomar_transfer.FixedSizeCrop', crop_type='absolute_range', crop_size=image_size,
+         recompute_bbox=True, allow_negative_crop=True),
+    dict(type='FilterAnnotations', min_gt_bbox_wh=(1e-2, 1e-2)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+train_dataloader = dict(batch_size=4, num_workers=8,  # x 16 GPUs = 64 images per iteration
+                        dataset=dict(dataset=dict(pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
@@ -98,7 +111,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(layer_decay_rate=0.7, norm_decay_mult=0.,
                        custom_keys={'pos_embed': dict(decay_mult=0.)}))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=250),
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=251),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
          milestones=[163889, 177546], gamma=0.1),
 ]

@@ -16,8 +16,13 @@
 #     names against 'pos_embed'/'cls_token', so these are decayed); warm-up 1500 iterations
 #     from 1e-6, then poly (power 1) to 0 at 160k (M:35-46); 16 images per iteration.
 # Remaining differences, and why:
-#   - AMP (fp16 autocast + dynamic loss scale): M's `fp16 = dict(loss_scale='dynamic')` is a
-#     leftover of mmseg 0.x that mmengine ignores; the published 0.x run trained in fp16.
+#   - AMP (fp16 autocast + dynamic loss scale), as the file name's "amp" says and BEiT's
+#     segmentation code (which MAE used) trains. M:49 `fp16 = dict(loss_scale='dynamic')` is
+#     read by neither mmengine nor, without the Fp16OptimizerHook it never sets, mmseg 0.x:
+#     in which precision the published mmseg run trained is not known.
+#   - mmseg's own BEiT config tunes BEiT apart (configs/beit/
+#     beit-base_upernet_8xb2-160k_ade20k-640x640.py:5,16,18: 640 crops, lr 3e-5, layer decay
+#     0.9); this protocol keeps one recipe for every source, so rows differ by weights only.
 #   - MAE's leaves load the checkpoint through our converter instead of mmseg's offline
 #     tools/model_converters/beit2mmseg.py: same tensors, same result (tests compare the
 #     features with mmseg's own MAE backbone).
