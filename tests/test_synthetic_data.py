@@ -63,7 +63,11 @@ def test_coco_json_has_coco_features(synthetic_root):
     assert all(isinstance(a['segmentation'], list) for a in anns if not a['iscrowd'])
     assert all(isinstance(a['segmentation']['counts'], list) for a in anns if a['iscrowd'])
     assert len({(i['height'], i['width']) for i in coco.imgs.values()}) > 3
-    assert {c['name'] for c in coco.cats.values()} == set(synthetic.COCO_CLASSES)
+    # all 80 categories with COCO's ids, as the real file; the five drawn ones annotated
+    from mmdet.datasets import CocoDataset
+    assert [(c['id'], c['name']) for c in coco.dataset['categories']] == list(
+        zip(synthetic.COCO_IDS, CocoDataset.METAINFO['classes']))
+    assert {coco.cats[a['category_id']]['name'] for a in anns} == set(synthetic.COCO_CLASSES)
     for a in anns:  # masks decode to the annotated region
         m = coco.annToMask(a)
         assert m.sum() == pytest.approx(a['area'], rel=0.02, abs=2)
@@ -90,6 +94,7 @@ def test_coco_loads_through_stock_mmdet_dataset(synthetic_root):
     assert tuple(cfg.metainfo['classes']) == synthetic.COCO_CLASSES
     ds = DATASETS.build(cfg.train_dataloader.dataset)
     assert type(ds).__name__ == 'CocoDataset' and len(ds) == 12
+    assert ds.cat_ids == [c[0] for c in synthetic.COCO_CATEGORIES]  # label i is the i-th name
     sample = ds[0]
     inst = sample['data_samples'].gt_instances
     assert len(inst) > 0 and inst.masks.masks.shape[0] == len(inst)
@@ -102,7 +107,7 @@ def test_coco_loads_through_stock_mmdet_dataset(synthetic_root):
 
 def _coco_gt_predictions(ann_file, corrupt=None):
     coco = COCO(str(ann_file))
-    cat_ids = [c['id'] for c in coco.dataset['categories']]
+    cat_ids = coco.getCatIds(catNms=synthetic.COCO_CLASSES)  # label i -> the i-th class
     rng = np.random.default_rng(0)
     preds = []
     for img_id, info in coco.imgs.items():

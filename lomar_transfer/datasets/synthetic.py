@@ -17,15 +17,21 @@ import cv2
 import numpy as np
 import pycocotools.mask as mask_utils
 
-# COCO: (id, name, BGR colour, shape). Shape + colour make the class; sizes and poses vary.
+# COCO: (id, name, BGR colour, shape) of the drawn classes, in id order (mmdet maps the json's
+# categories to labels in file order). Shape + colour make the class; sizes and poses vary.
 COCO_CATEGORIES = (
     (13, 'stop sign', (40, 40, 210), 'octagon'),
+    (34, 'frisbee', (60, 190, 60), 'ellipse'),
     (37, 'sports ball', (30, 150, 240), 'circle'),
     (38, 'kite', (40, 210, 220), 'triangle'),
-    (34, 'frisbee', (60, 190, 60), 'ellipse'),
     (72, 'tv', (150, 60, 40), 'rectangle'),
 )
 COCO_CLASSES = tuple(c[1] for c in COCO_CATEGORIES)
+# the ids of COCO's 80 categories (1-90 with gaps), in the order of mmdet's CocoDataset classes:
+# the json lists them all, as instances_*2017.json does, so an 80-class head's every label has
+# its category id (CocoMetric.results2json) even where only the five above occur
+COCO_IDS = (*range(1, 12), *range(13, 26), 27, 28, *range(31, 45), *range(46, 66), 67, 70,
+            *range(72, 83), *range(84, 91))
 
 # ADE20K: 1-based index in ADE's 150 classes (0 = "other", ignored with reduce_zero_label).
 # Each class gets a colour and a texture.
@@ -246,12 +252,17 @@ def _rle_to_uncompressed(mask):
 
 def make_coco(root, seed=0, num_train=64, num_val=16, overwrite=False):
     """mini-COCO: ``annotations/instances_{train,val}2017.json`` + ``{train,val}2017/*.jpg``."""
-    manifest = dict(kind='coco', seed=seed, num_train=num_train, num_val=num_val, version=1)
+    from mmdet.datasets import CocoDataset
+    manifest = dict(kind='coco', seed=seed, num_train=num_train, num_val=num_val, version=2)
     tmp = _prepare(root, manifest, overwrite)
     if tmp is None:
         return Path(root)
     (tmp / 'annotations').mkdir()
-    categories = [dict(id=c[0], name=c[1], supercategory='synthetic') for c in COCO_CATEGORIES]
+    names = CocoDataset.METAINFO['classes']
+    assert len(names) == len(COCO_IDS) == 80
+    assert all(names[COCO_IDS.index(i)] == name for i, name, _, _ in COCO_CATEGORIES)
+    categories = [dict(id=i, name=name, supercategory='synthetic')
+                  for i, name in zip(COCO_IDS, names)]
     for split, num, split_seed in (('train', num_train, seed), ('val', num_val, seed + 1)):
         rng = np.random.default_rng([split_seed, 17])
         img_dir = tmp / f'{split}2017'

@@ -6,7 +6,7 @@ _base_ = 'mmdet::_base_/datasets/coco_instance.py'
 # root: $LOMAR_DATA_ROOT, else data/synthetic (set by tools/benchmark.py --data-root)
 data_root = '{{$LOMAR_DATA_ROOT:data/synthetic}}/coco/'
 # Same names/ids as in COCO; lomar_transfer.datasets.synthetic.COCO_CLASSES (a test keeps them equal).
-metainfo = dict(classes=('stop sign', 'sports ball', 'kite', 'frisbee', 'tv'))
+metainfo = dict(classes=('stop sign', 'frisbee', 'sports ball', 'kite', 'tv'))  # id order
 img_scale = (192, 192)  # synthetic images are 160-320 px: CPU-sized (objects stay >= 14 px)
 
 train_pipeline = [
