@@ -571,3 +571,21 @@ def test_the_runner_reads_stages_from_their_declaration():
     # every table column and every metric the runner prints belong to one declared stage
     assert [c[:3] for c in bm.COLUMNS] == [(s.name, key, header) for s in bm.STAGES.values()
                                            for key, header, _ in s.columns]
+
+
+def test_help_says_what_each_option_does(capsys):
+    """Every option of lomar-benchmark has its help (what the methods and stages are, where
+    results go); lomar-train takes the stock tools' --resume PATH and --amp; lomar-test says
+    what the `none` checkpoint is."""
+    from lomar_transfer.cli import test, train
+    for main in (cli.parse_args, train.parse_args, test.parse_args):
+        with pytest.raises(SystemExit):
+            main(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())  # (argparse wraps the lines)
+    assert 'pretraining baseline: scratch' in text and 'mIoU' in text
+    assert 'WORK_DIR/results.{md,csv,json}' in text
+    assert 'or none: the model as the config initialises it' in text
+    args = train.parse_args(['cfg.py', '--resume', 'work_dirs/x/iter_4.pth', '--amp'])
+    assert args.resume == 'work_dirs/x/iter_4.pth' and args.amp
+    assert train.parse_args(['cfg.py', '--resume']).resume == 'auto'
+    assert train.parse_args(['cfg.py']).resume is None

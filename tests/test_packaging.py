@@ -118,3 +118,21 @@ def test_user_config_trains_with_our_script_and_the_stock_tool(installed):
         h, w = original.shape[:2]
         assert drawn.shape == (h, 2 * w, 3)
         assert abs(drawn[:, w:].astype(int) - original).mean() > 5
+
+
+@pytest.mark.slow
+def test_paper_plan_of_the_installed_package_prints_commands_it_has(installed):
+    """A pip user has no tools/: the plan runs the installed modules through torchrun, the
+    configs from the installed package, and says what each stage evaluates and reads."""
+    out = run(installed, installed['env'] / 'bin' / 'lomar-benchmark', '--profile', 'paper',
+              '--gpus', '0', '--methods', 'mae', '--stages', 'pretrain', 'coco')
+    assert out.returncode == 0, out.stderr[-3000:]
+    configs = installed['site'] / 'lomar_transfer' / '.mim' / 'configs'
+    assert 'tools/dist_train.sh' not in out.stdout and 'tools/dist_test.sh' not in out.stdout
+    assert (f'python -m torch.distributed.run --nproc_per_node=16 -m lomar_transfer.cli.train '
+            f'{configs}/mae/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py --launcher pytorch '
+            '--work-dir work_dirs/benchmark/mae/coco') in out.stdout
+    assert ('-m lomar_transfer.cli.test '
+            f'{configs}/mae/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py '
+            'work_dirs/benchmark/mae/coco/iter_184375.pth --launcher pytorch') in out.stdout
+    assert '  reads: data/coco/' in out.stdout and '  reads: data/imagenet' in out.stdout

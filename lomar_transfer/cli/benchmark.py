@@ -16,6 +16,7 @@ method's pretrain stage: of this run, or finished before in WORK_DIR. Outputs:
 """
 import argparse
 import json
+import math
 import os
 import re
 import shlex
@@ -26,7 +27,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from mmengine.config import Config
+
 from .. import benchmark as bm
+from .. import dry_run
 from ..fileio import atomic_write
 from ..engine.preemption import EXIT_STATUS
 from ..engine.work_dir_lock import WorkDirLock
@@ -79,20 +83,33 @@ def parse_args(argv=None):
                    "and mmseg's MAE ADE20K recipes, 'cae' CAE's own recipes (stage folders "
                    'coco-cae, ade-cae)')
     p.add_argument('--methods', nargs='+', default=list(bm.METHODS),
-                   choices=list(METHOD_NAMES))
+                   choices=list(METHOD_NAMES), metavar='METHOD',
+                   help=f'pretrained here: {", ".join(bm.PRETRAINED_HERE)}; the '
+                   f'no-pretraining baseline: {", ".join(bm.BASELINES)}; from a released '
+                   f'checkpoint (--pretrained NAME=PATH): {", ".join(bm.RELEASES)} '
+                   f'(default: {" ".join(bm.METHODS)})')
     p.add_argument('--stages', nargs='+', default=list(bm.DEFAULT_STAGES),
-                   choices=list(bm.STAGES))
+                   choices=list(bm.STAGES), metavar='STAGE',
+                   help='pretrain (the method\'s own pretraining), coco (Mask R-CNN: APbox, '
+                   'APmask), ade (UperNet: mIoU), finetune / linear (ImageNet top-1), maect '
+                   '(MAE-CT tuning, then frozen-feature k-NN / linear / low-shot / clustering) '
+                   f'(default: {" ".join(bm.DEFAULT_STAGES)})')
     p.add_argument('--pretrained', nargs='+', default=[], metavar='[NAME=]PATH',
                    help='benchmark these checkpoints instead of pretraining: NAME=PATH per '
                    f'method (needed for the release sources {", ".join(bm.RELEASES)}), or one '
                    'PATH with one --methods entry. Any format of lomar_transfer/sources, '
                    'mmpretrain or ours (mmpretrain\'s MAE stores its fixed position table in '
                    "CAE's order: add --cfg-options model.backbone.sincos_order=cae)")
-    p.add_argument('--work-dir', default='work_dirs/benchmark')
-    p.add_argument('--data-root', default=os.environ.get(DATA_ROOT_VAR, 'data/synthetic'),
+    p.add_argument('--work-dir', default='work_dirs/benchmark',
+                   help='outputs: WORK_DIR/<method>/<stage>/ per stage (logs, checkpoints, '
+                   'result.json), WORK_DIR/results.{md,csv,json} and plots (default: '
+                   'work_dirs/benchmark)')
+    p.add_argument('--data-root',
                    help='synthetic profile: where the embedded data is read, and made if '
                    f'missing; the stages get it as ${DATA_ROOT_VAR}, which the synthetic '
-                   f'dataset configs read (default: ${DATA_ROOT_VAR}, else data/synthetic)')
+                   f'dataset configs read (default: ${DATA_ROOT_VAR}, else data/synthetic). '
+                   'Paper dry run: the folder that holds coco/, ade/ADEChallengeData2016/ and '
+                   "imagenet/ (default: the configs' own data/)")
     p.add_argument('--gpus', type=int, help='GPUs per stage (default: all visible; 0 = CPU)')
     p.add_argument('--no-untrained', action='store_true',
                    help='skip evaluating each transfer model before training')
@@ -104,7 +121,24 @@ def parse_args(argv=None):
                    help='training stages also log to TensorBoard (STAGE/<timestamp>/vis_data)')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='passed to every stage, e.g. train_cfg.max_iters=10')
+    dry = p.add_argument_group(
+        'dry run (--profile paper --dry-run): each stage\'s paper config, unchanged but for the '
+        'iterations, a data subset, the batch per device and AMP off on CPU, trained, handed '
+        'on and evaluated in minutes; a table of the data found, the checkpoint loaded, loss, '
+        'metric, s/iter, peak memory and the full schedule\'s projected cost, in '
+        'WORK_DIR/dry-run/dry_run.md')
+    dry.add_argument('--dry-run', action='store_true')
+    dry.add_argument('--dry-run-iters', type=int, default=2, metavar='N',
+                     help='training iterations per stage (default 2)')
+    dry.add_argument('--dry-run-images', type=int, default=2, metavar='M',
+                     help='validation images each stage is evaluated on (default 2)')
+    dry.add_argument('--dry-run-batch', type=int, default=2, metavar='B',
+                     help='training images per device at most (default 2)')
     args = p.parse_args(argv)
+    if args.dry_run and args.profile != 'paper':
+        p.error('--dry-run checks the paper profile: add --profile paper')
+    if args.data_root is None and args.profile == 'synthetic':
+        args.data_root = os.environ.get(DATA_ROOT_VAR, 'data/synthetic')
     args.pretrained = parse_pretrained(p, args.pretrained, args.methods)
     if all(m in args.pretrained or m not in bm.PRETRAINED_HERE for m in args.methods):
         args.stages = [s for s in args.stages if not bm.STAGES[s].pretrains]
@@ -147,6 +181,31 @@ def gpu_count(requested):
         return requested
     import torch
     return torch.cuda.device_count()
+
+
+# a clone of the repository has tools/dist_train.sh; an installed wheel has the modules only
+CLONE = (bm.CONFIG_ROOT.parent / 'tools' / 'dist_train.sh').is_file()
+
+
+def launch(kind, config, gpus, checkpoint=None):
+    """The command that trains ``config`` (or tests ``checkpoint`` of it) on ``gpus`` GPUs, as
+    this install can: the clone's tools/dist_{train,test}.sh, else torchrun on the installed
+    modules."""
+    config = bm.show_path(config)
+    ckpt = f' {checkpoint}' if checkpoint else ''
+    if CLONE:
+        return f'tools/dist_{kind}.sh {config}{ckpt} {gpus}'
+    return (f'python -m torch.distributed.run --nproc_per_node={gpus} -m '
+            f'lomar_transfer.cli.{kind} {config}{ckpt} --launcher pytorch')
+
+
+def data_paths(config):
+    """The data roots a stage config reads (its train and test sets)."""
+    from ..datasets.checks import _datasets
+    cfg = Config.fromfile(str(config))
+    roots = [ds.get('data_root') for name in ('train_dataloader', 'test_dataloader')
+             if cfg.get(name) for ds in _datasets(cfg[name].dataset)]
+    return list(dict.fromkeys(r for r in roots if r))
 
 
 class Suite:
@@ -342,6 +401,8 @@ class Suite:
 
     # ------------------------------------------------------------------ the suite
     def print_launch_plan(self):
+        if not CLONE:
+            print('(the installed package: torchrun runs its modules and configs)')
         """The paper profile without GPUs: the exact commands, not a week-long CPU run."""
         print('No GPU here: the paper profile trains ViT-B for days on 8-16 GPUs. Run these '
               'on a GPU machine (or wrap them in tools/slurm_train.sh PARTITION JOB ...):\n')
@@ -360,10 +421,14 @@ class Suite:
                 extra = '' if bm.STAGES[stage].pretrains else f' --cfg-options {" ".join(options)}'
                 head = bm.config_path('paper', method, stage, self.args.protocol, 'head')
                 if head is not None:  # MAE-CT: the head alone, then the tuning from its end
-                    print(f'tools/dist_train.sh {bm.show_path(head)} {gpus} '
-                          f'--work-dir {wd}/head{extra}')
+                    print(f'{launch("train", head, gpus)} --work-dir {wd}/head{extra}')
                     extra = f' --cfg-options load_from={wd}/head/{bm.final_checkpoint(head)}'
-                print(f'tools/dist_train.sh {bm.show_path(config)} {gpus} --work-dir {wd}{extra}')
+                print(f'{launch("train", config, gpus)} --work-dir {wd}{extra}')
+                if bm.STAGES[stage].evaluator == 'test':
+                    trained = f'{wd}/{bm.final_checkpoint(config)}'
+                    print(f'  then: {launch("test", config, gpus, trained)} '
+                          f'--out {wd}/metrics.json')
+                print(f'  reads: {", ".join(data_paths(config))}')
             print()
 
     def prepare_data(self):
@@ -395,7 +460,179 @@ class Suite:
                 '--pretrained CHECKPOINT (with one --methods entry)')
         return done['checkpoint']
 
+    # ------------------------------------------------------------------ the dry run
+    def dry_configs(self, method, stage, work_dir, weights, images=None):
+        """[(phase dir, dry config, changes, paper config)] of a stage: MAE-CT's head phase
+        first. ``images``: validation images (default --dry-run-images; the feature evaluation
+        also trains its probe on as many)."""
+        args, out = self.args, []
+        import torch
+        options = [*bm.preset_options(method), *args.cfg_options]
+        if not bm.STAGES[stage].pretrains:
+            options.append(bm.weights_option(weights))
+        head = bm.config_path('paper', method, stage, args.protocol, 'head')
+        main = bm.config_path('paper', method, stage, args.protocol)
+        for path, where in ((head, work_dir / 'head'), (main, work_dir)):
+            if path is None:
+                continue
+            if out:  # the tuning starts from the head phase's end, not from the pretraining
+                head_dir, head_cfg = out[-1][:2]
+                last = (f'iter_{args.dry_run_iters}.pth' if 'max_iters' in head_cfg.train_cfg
+                        else 'epoch_1.pth')
+                options = [o for o in options if not o.startswith(bm.WEIGHTS_KEY)]
+                options.append(f'load_from={head_dir / last}')
+            cfg, changes = dry_run.dry_config(
+                path, options, args.dry_run_iters, images or args.dry_run_images,
+                args.dry_run_batch,
+                args.data_root, torch.cuda.is_available() and self.gpus > 0)
+            out.append((where, cfg, changes, path))
+        return out
+
+    def dry_run(self):
+        args = self.args
+        root = self.work_dir / 'dry-run'
+        seed = self.seeds[0]
+        jobs = [(m, s) for sd, m, s in self.jobs if sd == seed]
+        devices = max(self.gpus, 1)
+        where = f'GPU{"s" if self.gpus > 1 else ""}' if self.gpus else 'CPU process'
+        print(f'dry run: {len(jobs)} stages ({", ".join(args.methods)} x '
+              f'{", ".join(args.stages)}), {args.dry_run_iters} iterations and '
+              f'{args.dry_run_images} validation images each, outputs in {root}', flush=True)
+        # the data of every stage first: each problem in one line, before anything trains
+        problems, found = {}, {}  # problem -> [fix, configs reading it]
+        for method, stage in jobs:
+            try:
+                phases = self.dry_configs(method, stage, root, None)
+            except Exception as e:  # a config that does not load: named, with the others
+                problems[f'{method} {stage}: its paper config does not load: '
+                         f'{type(e).__name__}: {str(e).splitlines()[0]}'] = [
+                    'a broken install or config: reinstall, or fix the config', []]
+                continue
+            for _, cfg, _, path in phases:
+                data, lines = dry_run.data_report(cfg)
+                found[(method, stage)] = data
+                for text, fix in lines.items():
+                    text = text.removeprefix('dataset: ')
+                    fix = fix.replace('DATA/', f'{args.data_root or "data"}/')
+                    problems.setdefault(text, [fix, []])[1].append(bm.show_path(path))
+        earlier = {}
+        for m in args.methods:
+            last = root / m / bm.stage_dir_name(bm.PRETRAIN) / 'last_checkpoint'
+            if last.exists():
+                earlier[m] = last.read_text().strip()
+            elif m in bm.PRETRAINED_HERE and m not in args.pretrained \
+                    and (m, bm.PRETRAIN) not in jobs:
+                problems[f'{m}: no checkpoint for its transfer stages'] = [
+                    f'add --stages pretrain, or --pretrained {m}=PATH', []]
+        if problems:
+            raise SystemExit('error: the dry run cannot start:\n' + '\n'.join(
+                f'  - {text}' + (f' (read by {", ".join(dict.fromkeys(users))})' if users
+                                 else '') + f'\n    fix: {fix}'
+                for text, (fix, users) in problems.items()))
+        root.mkdir(parents=True, exist_ok=True)
+        rows, failed = [], []
+        with WorkDirLock(root, 'benchmark dry run'), passing_signals_on(self):
+            weights = {m: args.pretrained.get(m) for m in args.methods}
+            for m in args.methods:  # not pretrained in this dry run: an earlier dry run's
+                if m in bm.PRETRAINED_HERE and not weights[m] and (m, bm.PRETRAIN) not in jobs:
+                    weights[m] = earlier.get(m)
+            for method, stage in jobs:
+                label = f'{method} | {stage} (dry run)'
+                stage_dir = root / method / bm.stage_dir_name(stage, args.protocol)
+                print(f'\n=== {label}', flush=True)
+                row = dict(method=method, stage=bm.stage_dir_name(stage, args.protocol),
+                           data=found[(method, stage)])
+                rows.append(row)
+                if not bm.STAGES[stage].pretrains and method in bm.PRETRAINED_HERE \
+                        and method not in args.pretrained and weights[method] is None:
+                    row['metric'] = 'skipped: its pretraining failed'
+                    continue
+                try:
+                    self.dry_run_stage(method, stage, stage_dir, weights, row, devices)
+                except SystemExit as e:  # the stage failed: the others still run
+                    failed.append(label)
+                    row['metric'] = 'FAILED'
+                    print(e, file=sys.stderr, flush=True)
+        table = dry_run.format_table(rows, devices, where)
+        atomic_write(root / 'dry_run.md', table + '\n')
+        print('\n' + table + f'\n\nwritten: {root / "dry_run.md"}', flush=True)
+        if failed:
+            raise SystemExit(f'error: {len(failed)} stage(s) failed the dry run: '
+                             f'{", ".join(failed)}; their logs are in {root}')
+
+    def dry_run_stage(self, method, stage, stage_dir, weights, row, devices):
+        spec = bm.STAGES[stage]
+        phases = self.dry_configs(method, stage, stage_dir,
+                                  None if spec.pretrains else weights[method])
+        env = dict(self.env or os.environ)
+        for where, cfg, changes, path in phases:
+            where.mkdir(parents=True, exist_ok=True)
+            config = where / 'dry_run_config.py'
+            cfg.dump(str(config))
+            atomic_write(where / 'changes.txt', f'{bm.show_path(path)}\n'
+                         + ''.join(f'  {c}\n' for c in changes))
+            print(f'[{method} | {stage}] {bm.show_path(path)}; changed: {"; ".join(changes)}',
+                  flush=True)
+            peak = where / 'peak_memory.json'
+            env[dry_run.PEAK_MEMORY_VAR] = str(peak)
+            self.env, saved = env, self.env
+            try:
+                self.run(self.train_cmd(config, where, [], self.seeds[0]), where / 'train.log',
+                         f'{method} | {stage}')
+            finally:
+                self.env = saved
+        log = dry_run.parse_train_log((stage_dir / 'train.log').read_text())
+        first = dry_run.parse_train_log((phases[0][0] / 'train.log').read_text())
+        loaded = first['loaded']
+        row['loaded'] = loaded
+        row['weights'] = 'none (random init)' if not spec.pretrains and not weights[method] \
+            else '-'
+        if not spec.pretrains and weights[method] and loaded is None:
+            raise SystemExit(f'[{method} | {stage}] the backbone did not report loading '
+                             f'{weights[method]}; see {stage_dir / "train.log"}')
+        losses = log['losses']
+        finite = bool(losses) and all(math.isfinite(v) for v in losses)
+        row['loss'] = (f'{losses[0]:.3g} -> {losses[-1]:.3g}' if finite else
+                       'NOT FINITE' if losses else 'not logged')
+        row['seconds_per_iter'] = log['seconds_per_iter']
+        peaks = [json.loads(p.read_text()) for p in stage_dir.glob('peak_memory.json*')]
+        row['peak_mb'] = max((p.get('cuda_mb') or p['rss_mb'] for p in peaks), default=None)
+        cfg, path = phases[-1][1], phases[-1][3]
+        full_iters, total = dry_run.full_schedule(Config.fromfile(str(path)),
+                                                  bm.launch_gpus(stage, path))
+        row['hours'], row['device_hours'] = dry_run.project(
+            log['seconds_per_iter'], cfg.train_dataloader.batch_size * max(self.gpus, 1),
+            full_iters, total, devices)
+        ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
+        if spec.pretrains:
+            weights[method] = ckpt
+            row['metric'] = '(pretraining: none)'
+        else:
+            out = stage_dir / 'metrics.json'
+            config = stage_dir / 'dry_run_config.py'
+            if spec.evaluator == 'features':  # the frozen features, on the linear stage's data
+                lin = self.dry_configs(method, spec.eval_config, stage_dir / 'eval', None,
+                                       images=max(self.args.dry_run_images, 2))[0]
+                lin[0].mkdir(parents=True, exist_ok=True)
+                lin[1].dump(str(lin[0] / 'dry_run_config.py'))
+                cmd = [self.py, '-m', 'lomar_transfer.cli.feature_eval',
+                       str(lin[0] / 'dry_run_config.py'), ckpt, '--out', str(out)]
+            else:
+                cmd = self.test_cmd(config, ckpt, stage_dir, out, [], self.seeds[0])
+            self.run(cmd, stage_dir / 'test.log', f'{method} | {stage}')
+            metrics = json.loads(out.read_text()) if out.exists() else {}
+            shown = [f'{h} {metrics[k] * s:.1f}' for k, h, s in spec.columns if k in metrics]
+            detector = any('bbox' in key for key in spec.metrics)
+            row['metric'] = ', '.join(shown) or (
+                f'evaluated; no detections after {self.args.dry_run_iters} iterations'
+                if detector else 'evaluated; no metric returned')
+        atomic_write(stage_dir / 'dry_run.json', json.dumps(
+            {k: v for k, v in row.items()}, indent=1, default=str))
+
     def main(self):
+        if self.args.dry_run:
+            self.dry_run()
+            return
         if self.args.profile == 'paper' and self.gpus == 0:
             self.print_launch_plan()
             return
