@@ -4,8 +4,14 @@ Importing the package creates the ``lomar_transfer`` registries (children of mme
 which is all ``custom_imports=dict(imports=['lomar_transfer'])`` needs: the modules that register
 into them are imported lazily through the registries' ``locations``.
 """
-from . import fileio  # noqa: F401  (mmengine reads checkpoints safely, writes files atomically)
-from .registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS  # noqa: F401
+import warnings
+
+# mmengine / mmcv still import setuptools' pkg_resources, which warns on every run that it is
+# deprecated: nothing a user of this package can act on
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+
+from . import fileio  # noqa: F401,E402  (mmengine reads checkpoints safely, writes files atomically)
+from .registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS  # noqa: F401,E402
 
 import _lomar_transfer_scope  # noqa: F401,E402  (lomar_transfer:: configs, if the .pth is absent)
 

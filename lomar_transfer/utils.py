@@ -3,10 +3,14 @@ import datetime
 import difflib
 import os
 import os.path as osp
+import re
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+
+from .errors import UserError
 
 
 def setup_cpu_distributed(cfg):
@@ -52,6 +56,31 @@ def check_cfg_options(cfg, options):
             close = difflib.get_close_matches(part, choices, n=3)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ''
             raise SystemExit(f'--cfg-options {key}: {where} has no key {part!r}{hint}')
+
+
+@contextmanager
+def explaining_cfg_options(cfg, options):
+    """Around building and running: a ``--cfg-options`` key new to a typed component that the
+    component's class does not take (a ``TypeError`` when it is built, e.g.
+    ``train_cfg.max_iter=4``) ends in one line naming the option and the close keys, as a key the
+    config lacks does (:func:`check_cfg_options`)."""
+    try:
+        yield
+    except TypeError as e:
+        found = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        keys = [k for k in options or {} if found and k.split('.')[-1] == found[1]]
+        if not keys:
+            raise
+        key = keys[0]
+        node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+        for part in key.split('.')[:-1]:
+            node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+        choices = [k for k in node if k not in (found[1], 'type', '_scope_')]
+        close = difflib.get_close_matches(found[1], choices, n=3)
+        what = str(node.get('type', key.rsplit('.', 1)[0])).split('.')[-1]
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ''
+        raise UserError(f'--cfg-options {key}: {what} takes no argument '
+                        f'{found[1]!r}{hint}') from None
 
 
 def open_weights_slots(cfg, options):

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,7 +48,7 @@ def stopped_at(out, name):
     found = re.search(rf'{name} received: stopped after iteration (\d+); checkpoint \S+iter_\1'
                       r'\.pth\. Exiting with status (\d+)', out)
     assert found, out[-5000:]
-    assert int(found[2]) == {'SIGUSR1': 75, 'SIGTERM': 143}[name]
+    assert int(found[2]) == {'SIGUSR1': 75, 'SIGTERM': 143, 'SIGINT': 130}[name]
     return int(found[1])
 
 
@@ -70,18 +71,36 @@ def pretrain(synthetic_root, tmp_path_factory):
 
 # ------------------------------------------------------------------------------ preemption
 @pytest.mark.slow
-def test_sigusr1_checkpoints_and_a_relaunch_resumes_on_its_own(pretrain, tmp_path):
+@pytest.mark.parametrize('sig, status', [(signal.SIGUSR1, 75), (signal.SIGINT, 130)])
+def test_signal_checkpoints_and_a_relaunch_resumes_on_its_own(pretrain, tmp_path, sig, status):
+    """SIGUSR1 (time limit) and SIGINT (Ctrl-C) alike; a relaunch of the finished run says
+    it is complete and trains nothing."""
     config, reference = pretrain
     work = tmp_path / 'w'
-    status, out = signal_at(train_cmd(config, work), 'Iter(train) [2/6]', signal.SIGUSR1)
-    assert status == 75, out[-3000:]
-    stopped = stopped_at(out, 'SIGUSR1')
+    got, out = signal_at(train_cmd(config, work), 'Iter(train) [2/6]', sig)
+    assert got == status and 'Traceback' not in out, out[-3000:]
+    stopped = stopped_at(out, sig.name)
     assert (work / 'last_checkpoint').read_text().strip().endswith(f'iter_{stopped}.pth')
     assert not (work / 'iter_6.pth').exists()
-    status, out = run(train_cmd(config, work))  # the same command: no --resume
-    assert status == 0, out[-3000:]
+    got, out = run(train_cmd(config, work))  # the same command: no --resume
+    assert got == 0, out[-3000:]
     assert f'auto-resume: {work}/last_checkpoint names {work}/iter_{stopped}.pth' in out
     assert_same_weights(reference, work / 'iter_6.pth')
+    got, out = run(train_cmd(config, work))  # once more: nothing left to do, and it says so
+    assert got == 0 and f'this run is complete: 6/6 iters done, last checkpoint ' \
+        f'{work}/iter_6.pth' in out and 'Iter(train)' not in out, out[-3000:]
+    assert 'continuing that run' not in out
+
+
+@pytest.mark.slow
+def test_resume_in_a_work_dir_without_a_run_stops(pretrain, tmp_path):
+    config, _ = pretrain
+    got, out = run(train_cmd(config, tmp_path / 'typo', '--resume'))
+    assert got == 1, out[-3000:]
+    assert out.strip().splitlines()[-1] == (
+        f'error: {tmp_path}/typo: holds no run to resume (no last_checkpoint there): check the '
+        '--work-dir, or drop --resume to start a new run in it')
+    assert 'Iter(train)' not in out
 
 
 @pytest.mark.slow
@@ -241,9 +260,14 @@ def test_a_second_run_in_the_same_work_dir_refuses(pretrain, synthetic_root, tmp
         if 'Iter(train)' in line:
             break
     busy = f'error: {work} is in use by another run (training pid {first.pid} on '
+    record = work / f'{Path(config).stem}.py'  # the running run's config copy, its log folder
+    before = record.read_text(), sorted(p.name for p in work.iterdir() if p.is_dir())
     try:
-        status, out = run(train_cmd(config, work))
+        status, out = run(train_cmd(config, work, '--cfg-options', 'train_cfg.max_iters=7'))
         assert status == 1 and out.strip().splitlines()[-1].startswith(busy), out[-2000:]
+        # refused before writing: the running run's record is as it was
+        assert (record.read_text(), sorted(p.name for p in work.iterdir() if p.is_dir())) \
+            == before
         status, out = run([sys.executable, 'tools/benchmark.py', '--work-dir', str(work),
                            '--methods', 'mae', '--stages', 'pretrain', '--data-root',
                            str(synthetic_root)])

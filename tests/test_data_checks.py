@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import REPO
-from lomar_transfer.datasets.checks import MAKE_DATA, DataError, check_data
+from lomar_transfer.datasets.checks import DataError, check_data, make_data
 from lomar_transfer.utils import load_config
 from test_reliability import coco_cfg, copy_data
 
@@ -25,7 +25,8 @@ def test_imagenet_without_its_list_file(synthetic_root, tmp_path):
         cfg[loader].dataset.data_root = str(root)
     raises_exactly(
         f'train_dataloader.dataset: annotation list {root}/meta/train.txt not found (expected '
-        f'lines "relative/path label"); fix ann_file or make the embedded data: {MAKE_DATA}',
+        f'lines "relative/path label"); fix ann_file or make the embedded data: '
+        f'{make_data(root)}',
         cfg)
     check_data(cfg, ('val_dataloader', 'test_dataloader'))  # meta/val.txt is there
     # without the list mmpretrain scans train/ when it has a folder per class: not refused
@@ -43,7 +44,7 @@ def test_empty_ade20k_folders(synthetic_root, tmp_path, kind, folder):
     cfg.train_dataloader.dataset.data_root = str(root)
     raises_exactly(f'train_dataloader.dataset: no {kind} in {emptied}; point data_root at an '
                    'ADEChallengeData2016-style folder, or make the embedded data: '
-                   f'{MAKE_DATA}', cfg, ('train_dataloader', ))
+                   f'{make_data(root)}', cfg, ('train_dataloader', ))
 
 
 @pytest.mark.parametrize('drop', ['images', 'categories'])
@@ -65,3 +66,14 @@ def test_coco_json_that_is_not_an_object(synthetic_root, tmp_path, content):
     raises_exactly(f'train_dataloader.dataset: {ann} is not a COCO instances file: it lacks '
                    'a top-level object (expected images, annotations, categories, as in '
                    'instances_train2017.json)', coco_cfg(root))
+
+
+def test_the_fix_names_the_data_tool_for_the_path_the_config_reads(tmp_path):
+    """Data made elsewhere: the message gives the command for the very path, and the variable
+    that points the synthetic configs at another copy."""
+    cfg = load_config(str(REPO / 'configs/mae/vit-tiny-p8_linear_synthetic-imagenet.py'))
+    cfg.train_dataloader.dataset.data_root = str(tmp_path / 'elsewhere/imagenet')
+    with pytest.raises(DataError) as e:
+        check_data(cfg, ('train_dataloader', ))
+    assert f'lomar-make-data --out {tmp_path}/elsewhere (python tools/' in str(e.value)
+    assert 'set LOMAR_DATA_ROOT=DIR' in str(e.value) and 'data/synthetic' not in str(e.value)

@@ -52,6 +52,7 @@ if args[:1] == ['-']:  # a script on stdin: the ops check (mmcv_ok) or the impor
     code = sys.stdin.read()
     if 'mmcv.__version__' in code:
         sys.exit(0 if mmcv_good and args[1:] == ['{mmcv}'] else 1)
+    note('import_checks.log', os.getcwd())
     sys.exit(0 if mmcv_good and read('editable') else 1)
 if args[:2] != ['-m', 'pip']:
     sys.exit('fake python: unexpected call ' + ' '.join(args))
@@ -288,3 +289,15 @@ def test_mmcv_compiled_ops_give_right_answers():
     ours = roi_align(feats, rois, (7, 7), 0.5, 2, 'avg', True)
     ref = torchvision.ops.roi_align(feats, rois, (7, 7), 0.5, 2, aligned=True)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-4)
+
+
+def test_health_check_imports_from_outside_the_clone(clone):
+    """In the clone's root `import lomar_transfer` finds the source folder even when the package
+    is not installed (then training fails on _lomar_transfer_scope): the check that decides
+    "up to date" runs elsewhere, and imports what the install adds."""
+    check(clone.run())
+    check(clone.run())  # the fast path: its check passes
+    dirs = (clone.state / 'import_checks.log').read_text().split()
+    assert len(dirs) >= 2 and not any(d.startswith(str(clone.root)) for d in dirs), dirs
+    assert '_lomar_transfer_scope' in (REPO / 'tools/install.sh').read_text().split(
+        'env_works() {')[1].split('\n}')[0]

@@ -27,10 +27,13 @@ stamp_key() {
   cat "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT/tools/install.sh" | sha256sum | cut -c1-16
 }
 env_works() {
-  "$PY" - <<'EOF' >/dev/null 2>&1
-import mmcv, mmdet, mmseg, mmpretrain, lomar_transfer  # noqa: F401
+  # from outside the repository: there `import lomar_transfer` would find the source folder even
+  # with the package uninstalled (and _lomar_transfer_scope, which it installs, missing)
+  (cd "${TMPDIR:-/tmp}" && "$PY" - <<'EOF' >/dev/null 2>&1
+import mmcv, mmdet, mmseg, mmpretrain, lomar_transfer, _lomar_transfer_scope  # noqa: F401
 from mmcv.ops import nms  # noqa: F401  (fails when mmcv was installed without compiled ops)
 EOF
+  )
 }
 if [[ -x "$PY" && -f "$STAMP" && "$(cat "$STAMP")" == "$(stamp_key)" ]] && env_works; then
   log "environment in .venv is up to date (remove $STAMP to force a re-install)"

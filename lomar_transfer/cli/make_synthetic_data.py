@@ -8,6 +8,7 @@ is a no-op; existing data made with other settings is only replaced with --overw
 """
 import argparse
 import time
+from pathlib import Path
 
 from lomar_transfer.datasets.synthetic import make_all
 
@@ -34,6 +35,10 @@ def main():
     for name, root in roots.items():
         print(f'{name:9s} -> {root}')
     print(f'synthetic data ready in {time.time() - t0:.1f}s (seed {args.seed})')
+    if Path(args.out).resolve() != Path('data/synthetic').resolve():  # not the configs' default
+        print(f'the synthetic configs read it with LOMAR_DATA_ROOT={args.out} (e.g. '
+              f'LOMAR_DATA_ROOT={args.out} lomar-train CONFIG), the suite with '
+              f'lomar-benchmark --data-root {args.out}')
 
 
 if __name__ == '__main__':

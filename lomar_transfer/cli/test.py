@@ -27,7 +27,9 @@ from ..utils import build_runner, load_config
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate a checkpoint')
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help="the trained model's checkpoint, or none: the "
+                        'model as the config initialises it (its init_cfg: pretrained backbone, '
+                        'new heads)')
     parser.add_argument('--work-dir', help='default: work_dirs/<config name>')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--show-dir', help='draw the predictions of every test image here')

@@ -15,6 +15,21 @@ from ..errors import UserError
 
 MAKE_DATA = ('lomar-make-data --out data/synthetic (python tools/make_synthetic_data.py in a '
              'clone of the repository)')
+# where each embedded dataset lies under lomar-make-data's --out
+LAYOUT = ('imagenet', 'coco', 'ade/ADEChallengeData2016')
+
+
+def make_data(data_root):
+    """How to get data where ``data_root`` points: the data tool's command for that very path
+    when it has the embedded layout, and how to point the configs at a copy made elsewhere."""
+    path = str(data_root or '').rstrip('/')
+    out = next((path[:-len(t)].rstrip('/') or '.' for t in LAYOUT
+                if path == t or path.endswith('/' + t)), None)
+    if out is None:
+        return MAKE_DATA
+    return (f'lomar-make-data --out {out} (python tools/make_synthetic_data.py in a clone of the '
+            'repository); for data made elsewhere set LOMAR_DATA_ROOT=DIR (the synthetic '
+            'configs read it) or lomar-benchmark --data-root DIR')
 LABEL_SAMPLE = 200  # segmentation label maps whose values are checked up front
 
 
@@ -42,7 +57,8 @@ def check_coco(ds, where):
     ann = _join(root, ds.get('ann_file', ''))
     if not osp.isfile(ann):
         raise DataError(f'{where}: COCO annotation file {ann} not found. Point data_root / '
-                        f'ann_file at your COCO copy, or make the embedded data: {MAKE_DATA}')
+                        f'ann_file at your COCO copy, or make the embedded data: '
+                        f'{make_data(root)}')
     try:
         coco = json.loads(Path(ann).read_text())
     except (ValueError, UnicodeDecodeError) as e:
@@ -72,7 +88,7 @@ def check_segmentation(ds, where, num_classes):
         if not osp.isdir(d) or not any(Path(d).iterdir()):
             raise DataError(f'{where}: no {kind} in {d}; point data_root at an '
                             f'ADEChallengeData2016-style folder, or make the embedded data: '
-                            f'{MAKE_DATA}')
+                            f'{make_data(root)}')
     reduce_zero = ds.get('reduce_zero_label', True)
     top = num_classes if reduce_zero else num_classes - 1  # 0 = "other" when reduced
     import cv2
@@ -107,7 +123,7 @@ def check_classification(ds, where):
     if ann and not osp.isfile(_join(root, ann)):
         raise DataError(f'{where}: annotation list {_join(root, ann)} not found (expected '
                         f'lines "relative/path label"); fix ann_file or make the embedded data: '
-                        f'{MAKE_DATA}')
+                        f'{make_data(root)}')
 
 
 def check_dataset(ds, where):
@@ -115,7 +131,7 @@ def check_dataset(ds, where):
     if root and (not osp.isdir(root) or not any(Path(root).iterdir())):
         raise DataError(
             f'{where}: data_root {root!r} does not exist or is empty. Make the embedded data '
-            f'({MAKE_DATA}) or set {where}.data_root to your copy of the dataset')
+            f'({make_data(root)}) or set {where}.data_root to your copy of the dataset')
     kind = str(ds.get('type', '')).split('.')[-1]
     if kind == 'CocoDataset':
         check_coco(ds, where)

@@ -162,7 +162,7 @@ class FiniteLossHook(Hook):
         loss = (outputs or {}).get('loss')
         if loss is None:
             return
-        value = float(loss)
+        value = float(loss.detach() if hasattr(loss, 'detach') else loss)
         if not math.isfinite(value):
             # set by (Atomic)CheckpointHook on save and restored on resume
             last = runner.message_hub.get_info('last_ckpt')

@@ -14,6 +14,8 @@ SIGUSR1  75         EX_TEMPFAIL: stopped before the time limit; ``tools/slurm_tr
 SIGTERM  143        128 + SIGTERM, what a process ended by SIGTERM reports (preemption,
                     ``scancel``): Slurm requeues a preempted job itself, a cancelled one stays
                     cancelled
+SIGINT   130        128 + SIGINT: Ctrl-C, the same checkpoint; a second Ctrl-C aborts at once
+                    (KeyboardInterrupt, nothing saved)
 =======  =========  ===========================================================================
 
 Running the same command again resumes from that checkpoint (``CheckedRunner`` resumes on its own
@@ -28,12 +30,12 @@ from mmengine.hooks import CheckpointHook, Hook
 
 from ..registry import HOOKS
 
-EXIT_STATUS = {signal.SIGUSR1: 75, signal.SIGTERM: 143}
+EXIT_STATUS = {signal.SIGUSR1: 75, signal.SIGTERM: 143, signal.SIGINT: 130}
 
 
 @HOOKS.register_module()
 class PreemptionHook(Hook):
-    """Turn SIGTERM / SIGUSR1 into a checkpoint at the end of the current iteration and an exit
+    """Turn SIGTERM / SIGUSR1 / SIGINT into a checkpoint at the end of the current iteration and an exit
     with the status of :data:`EXIT_STATUS`.
 
     The signal handler only records the signal, so the iteration in progress (forward, backward,
@@ -44,7 +46,7 @@ class PreemptionHook(Hook):
 
     priority = 'LOWEST'  # after CheckpointHook (VERY_LOW): it may already have saved this iteration
 
-    def __init__(self, signals=('SIGTERM', 'SIGUSR1')):
+    def __init__(self, signals=('SIGTERM', 'SIGUSR1', 'SIGINT')):
         self.signals = [signal.Signals[s] if isinstance(s, str) else signal.Signals(s)
                         for s in signals]
         self.received = None
@@ -53,6 +55,11 @@ class PreemptionHook(Hook):
 
     # ------------------------------------------------------------------ signal handlers
     def _record(self, signum, frame):
+        if signum == signal.SIGINT and self.received == signal.SIGINT:
+            raise KeyboardInterrupt  # Ctrl-C twice: the user does not want to wait
+        if signum == signal.SIGINT and self.received is None:
+            print('SIGINT: stopping after this iteration with a checkpoint (Ctrl-C again to '
+                  'abort without one)', flush=True)
         self.received = self.received or signum
 
     def install(self):

@@ -5,7 +5,9 @@ mmdet's, mmseg's and mmpretrain's stock ``tools/train.py`` and ``tools/test.py``
 ours. The other safety features are plain hooks declared in the configs
 (``configs/_base_/safety.py``).
 """
+import os
 import os.path as osp
+import re
 from contextlib import nullcontext
 
 from mmengine.dist import is_main_process
@@ -51,6 +53,10 @@ class CheckedRunner(Runner):
     @classmethod
     def from_cfg(cls, cfg):
         drop_package_scope(cfg)
+        # before Runner.__init__ writes its config copy and log folder there (rank 0 alone:
+        # the process group does not exist yet)
+        if cfg.get('work_dir') and int(os.environ.get('RANK', 0)) == 0:
+            WorkDirLock(cfg.work_dir).refuse_if_busy()
         if cfg.get('launcher', 'none') != 'none':
             setup_cpu_distributed(cfg)  # before Runner.__init__ calls mmengine's init_dist
         return super().from_cfg(cfg)
@@ -63,6 +69,10 @@ class CheckedRunner(Runner):
         lock = WorkDirLock(self.work_dir, 'training') if is_main_process() else nullcontext()
         with lock:
             self._auto_resume()
+            done = self._completed_run()
+            if done:
+                self.logger.info(done)
+                return self.model
             for hook in self.hooks:
                 if isinstance(hook, PreemptionHook):
                     hook.install()
@@ -76,15 +86,38 @@ class CheckedRunner(Runner):
         last = osp.join(self.work_dir, 'last_checkpoint')
         if self._resume and self._load_from is not None:
             return  # resume from a file the user named
+        if self._resume and not osp.isfile(last):
+            raise CheckpointError(
+                self.work_dir, 'holds no run to resume (no last_checkpoint there): check the '
+                '--work-dir, or drop --resume to start a new run in it')
         if not (self._resume or self.cfg.get('auto_resume', True)) or not osp.isfile(last):
             return
         with open(last) as f:
             name = f.read().strip()
-        if not self._resume:
+        asked, self._resume, self._load_from = self._resume, True, None
+        if not asked and not self._completed_run():
             self.logger.info(
                 f'auto-resume: {last} names {name}; continuing that run from it (set '
                 'auto_resume=False in the config, or use another --work-dir, to start afresh)')
-        self._resume, self._load_from = True, None
+
+    def _completed_run(self):
+        """What to say instead of training when the run this resumes already finished: its
+        last checkpoint is the loop's end (``iter_N.pth`` / ``epoch_N.pth``, N the loop's
+        total), or None."""
+        if not self._resume or self._load_from is not None:
+            return None
+        with open(osp.join(self.work_dir, 'last_checkpoint')) as f:
+            name = f.read().strip()
+        loop = self.cfg.get('train_cfg') or {}
+        unit, total = ('epoch', loop.get('max_epochs')) if 'max_epochs' in loop else \
+            ('iter', loop.get('max_iters'))
+        found = re.fullmatch(rf'{unit}_(\d+)\.pth', osp.basename(name))
+        if total is None or not found or int(found[1]) < total:
+            return None
+        return (f'this run is complete: {found[1]}/{total} {unit}s done, last checkpoint '
+                f'{name}; logs and results in {self.work_dir}. Nothing to train: give another '
+                '--work-dir (or delete this one) to train again, or lengthen the schedule to '
+                'continue it')
 
     def load_checkpoint(self, filename, *args, **kwargs):
         """mmengine's loading of ``load_from``, a resumed and a tested checkpoint, refusing

@@ -32,9 +32,7 @@ class WorkDirLock:
         self.what = what
         self._file = None
 
-    def __enter__(self):
-        os.makedirs(osp.dirname(self.path), exist_ok=True)
-        f = open(self.path, 'a+')
+    def _take(self, f):
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -43,6 +41,19 @@ class WorkDirLock:
             raise WorkDirBusy(
                 f'{osp.dirname(self.path)} is in use by another run ({holder}). Wait for it to '
                 'finish or stop it, or give this run another --work-dir') from None
+
+    def refuse_if_busy(self):
+        """Refuse now, before this run writes anything there, if a live run holds the work dir
+        (without taking it: :meth:`__enter__` does that when the run starts)."""
+        if not osp.isfile(self.path):
+            return
+        with open(self.path, 'a+') as f:
+            self._take(f)  # released when the file closes
+
+    def __enter__(self):
+        os.makedirs(osp.dirname(self.path), exist_ok=True)
+        f = open(self.path, 'a+')
+        self._take(f)
         previous = _describe(f)
         if previous != 'unknown':
             print_log(f'{self.path}: taking over from a run that ended without releasing it '
