@@ -343,3 +343,21 @@ def test_every_results_file_survives_a_failed_write(tmp_path, monkeypatch):
     with pytest.raises(VisualizationError, match='grid.png: No space left'):
         save_grid(str(tmp_path / 'pictures' / 'grid.png'), panels[::-1], titles=None)
     assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before
+
+
+def test_ctrl_c_once_checkpoints_twice_aborts():
+    """The first SIGINT is recorded (the run checkpoints after its iteration); the same Ctrl-C
+    passed on by a parent within a second changes nothing; a second Ctrl-C later aborts."""
+    from lomar_transfer.engine.preemption import PreemptionHook
+    hook = PreemptionHook()
+    hook.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # e.g. lomar-benchmark forwarding the terminal's
+        assert hook.received == signal.SIGINT
+        time.sleep(1.1)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)  # (delivered between bytecodes)
+    finally:
+        hook.uninstall()

@@ -301,6 +301,74 @@ def test_finetune_cosine_floor_is_min_lr_times_each_groups_scale():
     assert math.isclose(floors[1], 1e-6 * 0.65 ** 13, rel_tol=1e-6)
 
 
+TORCH_NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm,
+               torch.nn.modules.instancenorm._InstanceNorm, torch.nn.LocalResponseNorm)
+
+
+def dense_layer(name, depth=12):
+    """The layer id every dense protocol's code gives a parameter, on our names: embeddings 0,
+    block i i+1, the rest (heads, necks) depth+1 (detectron2 ViTDet get_vit_lr_decay_rate,
+    mmseg / CAE get_layer_id_for_vit)."""
+    short = name[len('backbone.'):] if name.startswith('backbone.') else None
+    if short is None:
+        return depth + 1
+    if short.startswith(('cls_token', 'pos_embed', 'patch_embed', 'mask_token')):
+        return 0
+    if short.startswith('layers.'):
+        return int(short.split('.')[1]) + 1
+    return depth + 1
+
+
+def mmcv_rule(name, param, module):
+    """mmseg's and CAE's layer-decay constructors: no decay for 1-D tensors, names ending in
+    '.bias', and the names 'pos_embed' / 'cls_token', which never match: they see the whole
+    model's names ('backbone.pos_embed')."""
+    return not (param.ndim == 1 or name.endswith('.bias') or name in ('pos_embed', 'cls_token'))
+
+
+# protocol: (layer decay, decays(name, param, module)); sources: detectron2 configs/common/
+# optim.py:18-28 + solver/build.py get_default_optimizer_params (weight_decay_norm=0 for torch's
+# norm modules, the pos_embed override; biases and D2's own channel LayerNorm decay); mmseg
+# engine/optimizers/layer_decay_optimizer_constructor.py; CAE mmcv_custom/
+# layer_decay_optimizer_constructor.py:54 (detection) / :43 (segmentation)
+DENSE_RULES = {
+    'mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py': (0.7, lambda name, param, module: not (
+        isinstance(module, TORCH_NORMS) or name.endswith('pos_embed'))),
+    'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512.py': (0.65, mmcv_rule),
+    'mask-rcnn_vit-base-p16_16xb2-ms-1x_coco_cae.py': (0.75, mmcv_rule),
+    'upernet_vit-base-p16_8xb2-amp-160k_ade20k-512x512_cae.py': (0.65, mmcv_rule),
+}
+
+
+@pytest.mark.parametrize('leaf', sorted(DENSE_RULES))
+@pytest.mark.parametrize('method', ['lomar', 'mae', 'cae'])
+@pytest.mark.slow
+def test_dense_groups_follow_the_official_rule_parameter_by_parameter(method, leaf):
+    """Every parameter of every dense leaf: its lr scale and whether it decays, as the official
+    code of the protocol decides. CAE's frozen table (skipped by CAE's constructor) trains at
+    lr 0 without decay here."""
+    cfg = Config.fromfile(REPO / f'configs/{method}/{leaf}')
+    cfg.model.backbone.init_cfg = None
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model)
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    base = cfg.optim_wrapper.optimizer
+    got = {g['param_name']: (g['lr'] / base.lr, g['weight_decay'] / base.weight_decay)
+           for g in wrapper.optimizer.param_groups}
+    owner = {f'{m}.{n}' if m else n: mod for m, mod in model.named_modules()
+             for n, _ in mod.named_parameters(recurse=False)}
+    rate, decays = DENSE_RULES[leaf]
+    wrong = {}
+    for name, param in model.named_parameters():
+        want = (rate ** (13 - dense_layer(name)), float(decays(name, param, owner[name])))
+        if leaf.endswith('_cae.py') and name == 'backbone.pos_embed':
+            want = (0., 0.)  # frozen in CAE
+        if not (math.isclose(got[name][0], want[0], abs_tol=1e-12) and got[name][1] == want[1]):
+            wrong[name] = (got[name], want)
+    assert not wrong, wrong
+
+
 def test_cae_segmentation_schedule_multiplies_warmup_and_poly():
     """mmcv 1.x (CAE's code): lr = base * (1 - t/160000) * warm-up factor while t < 1500."""
     from mmengine.optim import build_optim_wrapper

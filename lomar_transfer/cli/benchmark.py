@@ -553,7 +553,12 @@ class Suite:
                     failed.append(label)
                     row['metric'] = 'FAILED'
                     print(e, file=sys.stderr, flush=True)
-        table = dry_run.format_table(rows, devices, where)
+        # and the stages of earlier dry runs in this folder (e.g. another --protocol)
+        seen = {(r['method'], r['stage']) for r in rows}
+        earlier_rows = [r for f in sorted(root.glob('*/*/dry_run.json'))
+                        for r in [json.loads(f.read_text())]
+                        if (r['method'], r['stage']) not in seen]
+        table = dry_run.format_table(rows + earlier_rows, devices, where)
         atomic_write(root / 'dry_run.md', table + '\n')
         print('\n' + table + f'\n\nwritten: {root / "dry_run.md"}', flush=True)
         if failed:

@@ -23,6 +23,7 @@ when the work dir has one).
 """
 import signal
 import threading
+import time
 
 import torch
 from mmengine.dist import all_reduce, barrier, is_distributed
@@ -50,17 +51,22 @@ class PreemptionHook(Hook):
         self.signals = [signal.Signals[s] if isinstance(s, str) else signal.Signals(s)
                         for s in signals]
         self.received = None
+        self._since = None
         self._previous = {}
         self._last_ckpt = None
 
     # ------------------------------------------------------------------ signal handlers
     def _record(self, signum, frame):
-        if signum == signal.SIGINT and self.received == signal.SIGINT:
-            raise KeyboardInterrupt  # Ctrl-C twice: the user does not want to wait
+        # Ctrl-C again: the user does not want to wait. (Within a second it is the same Ctrl-C
+        # passed on by a parent, e.g. lomar-benchmark, that the terminal also sent here.)
+        if signum == signal.SIGINT and self.received == signal.SIGINT \
+                and time.monotonic() - self._since > 1.0:
+            raise KeyboardInterrupt
         if signum == signal.SIGINT and self.received is None:
             print('SIGINT: stopping after this iteration with a checkpoint (Ctrl-C again to '
                   'abort without one)', flush=True)
-        self.received = self.received or signum
+        if self.received is None:
+            self.received, self._since = signum, time.monotonic()
 
     def install(self):
         """Install the handlers (idempotent). ``CheckedRunner`` calls this before it builds the
