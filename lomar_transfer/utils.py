@@ -97,11 +97,27 @@ def open_weights_slots(cfg, options):
             node['init_cfg'] = dict(type='Pretrained')
 
 
+def config_hint(path):
+    """'; did you mean ...' with the closest config files: in the folder the path names, else
+    among the package's configs."""
+    from pathlib import Path
+    folder = Path(path).parent
+    here = folder.is_dir() and folder != Path('.')
+    candidates = sorted(folder.glob('*.py')) if here else sorted(
+        (Path(__file__).parent / '.mim' / 'configs').glob('*/*.py'))
+    names = {p.name: p for p in candidates}
+    close = difflib.get_close_matches(Path(path).name, list(names), n=3, cutoff=0.5)
+    if not close:
+        return ''
+    shown = [str(names[c]) if here else f'configs/{names[c].parent.name}/{c}' for c in close]
+    return f'; did you mean {", ".join(shown)}?'
+
+
 def load_config(path, cfg_options=None, work_dir=None, launcher='none', seed=None):
     """Config for tools/train.py and tools/test.py: overrides, work_dir, launcher set up, and
     mmengine's ``randomness.seed`` when ``seed`` is given."""
     if not osp.isfile(path):
-        raise SystemExit(f'config file not found: {path}')
+        raise UserError(f'config file not found: {path}{config_hint(path)}')
     cfg = Config.fromfile(path)
     open_weights_slots(cfg, cfg_options or {})
     check_cfg_options(cfg, cfg_options or {})

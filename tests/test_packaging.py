@@ -136,3 +136,31 @@ def test_paper_plan_of_the_installed_package_prints_commands_it_has(installed):
             f'{configs}/mae/mask-rcnn_vit-base-p16_16xb4-lsj-100e_coco.py '
             'work_dirs/benchmark/mae/coco/iter_184375.pth --launcher pytorch') in out.stdout
     assert '  reads: data/coco/' in out.stdout and '  reads: data/imagenet' in out.stdout
+
+
+RECIPE = REPO / 'docs/use_in_your_project.sh'
+
+
+@pytest.mark.slow
+def test_the_readme_plug_in_recipe_runs_as_printed(tmp_path):
+    """docs/use_in_your_project.sh, whose steps the README prints verbatim, run as a user runs
+    it: a fresh environment seeing the pinned stack, the wheel without dependencies, a config of
+    one line, our commands and mmseg's own train.py."""
+    readme = (REPO / 'README.md').read_text()
+    steps = RECIPE.read_text().split('set -euo pipefail\n')[1]
+    assert steps in readme  # the README prints the script's steps, not a variant of them
+    environ = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    out = subprocess.run(['bash', str(RECIPE), str(tmp_path / 'proj')], cwd=REPO,
+                         capture_output=True, text=True, env=environ)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    # a config reached through lomar_transfer:: builds the stock parts in their own scope
+    assert 'Failed to search registry' not in out.stdout + out.stderr
+    assert 'pkg_resources is deprecated' not in out.stdout + out.stderr
+    proj = tmp_path / 'proj'
+    assert (proj / 'work_dirs/mine/iter_2.pth').is_file()
+    assert (proj / 'work_dirs/stock/iter_2.pth').is_file()
+    assert len(list((proj / 'pictures').rglob('*.png'))) == 2
+    site = subprocess.check_output([proj / 'env/bin/python', '-c',
+                                    'import lomar_transfer; print(lomar_transfer.__file__)'],
+                                   text=True, env=environ, cwd=proj)
+    assert site.startswith(str(proj / 'env'))  # the wheel, not the clone

@@ -3,6 +3,7 @@ during saving, a stop on NaN losses, and one clear error (non-zero exit) per kin
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -247,3 +248,20 @@ def test_converter_never_runs_code_from_a_checkpoint(tmp_path):
                str(tmp_path / 'evil.pth'), str(tmp_path / 'out.pth')])
     assert out.returncode != 0 and 'posix.system' in out.stderr + out.stdout
     assert not marker.exists() and not Path(tmp_path / 'out.pth').exists()
+
+
+def test_missing_config_is_one_line_with_the_closest_names(tmp_path):
+    from lomar_transfer.errors import UserError
+    with pytest.raises(UserError, match=r'config file not found: .*mae_vit-tiny-p8_synthtic\.py; '
+                       r'did you mean .*configs/mae/mae_vit-tiny-p8_synthetic\.py'):
+        load_config(str(REPO / 'configs/mae/mae_vit-tiny-p8_synthtic.py'))
+
+
+@pytest.mark.slow
+def test_a_run_shorter_than_the_log_interval_still_logs_its_loss(synthetic_root, tmp_path):
+    config = short_run_config(tmp_path, 'pretrain', synthetic_root)
+    out = run(train_cmd(config, tmp_path / 'w', '--cfg-options', 'train_cfg.max_iters=3',
+                        'default_hooks.logger.interval=10'))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r'Iter\(train\) \[3/3\]  loss: [\d.]+  \(the last iteration; the logger '
+                     r'logs every 10\)', out.stdout + out.stderr)

@@ -9,7 +9,7 @@ import random
 import numpy as np
 import torch
 from mmengine.dist import all_gather_object, get_dist_info, is_distributed
-from mmengine.hooks import Hook
+from mmengine.hooks import Hook, LoggerHook
 
 from ..errors import UserError
 from ..registry import HOOKS
@@ -154,7 +154,19 @@ class _SkippingLoader:
 @HOOKS.register_module()
 class FiniteLossHook(Hook):
     """Stop training at the first NaN / inf loss, before anything is saved for that iteration:
-    the last good checkpoint stays what ``last_checkpoint`` points to."""
+    the last good checkpoint stays what ``last_checkpoint`` points to. Also logs the last
+    iteration's loss when the logger's interval skips it (a run shorter than the interval
+    would otherwise end without a single loss line)."""
+
+    @staticmethod
+    def _log_last(runner, value):
+        step = runner.iter + 1
+        if step != runner.max_iters:
+            return
+        interval = next((h.interval for h in runner.hooks if isinstance(h, LoggerHook)), 1)
+        if step % interval:
+            runner.logger.info(f'Iter(train) [{step}/{runner.max_iters}]  loss: {value:.4f}  '
+                               f'(the last iteration; the logger logs every {interval})')
 
     priority = 'ABOVE_NORMAL'  # before CheckpointHook (VERY_LOW) saves the iteration
 
@@ -163,6 +175,7 @@ class FiniteLossHook(Hook):
         if loss is None:
             return
         value = float(loss.detach() if hasattr(loss, 'detach') else loss)
+        self._log_last(runner, value)
         if not math.isfinite(value):
             # set by (Atomic)CheckpointHook on save and restored on resume
             last = runner.message_hub.get_info('last_ckpt')

@@ -10,6 +10,7 @@ import os.path as osp
 import re
 from contextlib import nullcontext
 
+from mmengine.config import Config
 from mmengine.dist import is_main_process
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -30,6 +31,8 @@ def drop_package_scope(node):
     ``_dict_to_config_dict``): with it, e.g. mmseg's ``PackSegInputs`` would be looked up in our
     registry. Our configs name each component of ours with its scope (``lomar_transfer.X``) and
     leave every other type to the config's ``default_scope``, as when they are loaded by path."""
+    if isinstance(node, Config):  # (not a dict itself)
+        node = node._cfg_dict
     if isinstance(node, dict):
         if node.get('_scope_') == SCOPE:
             del node['_scope_']
