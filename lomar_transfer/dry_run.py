@@ -56,7 +56,7 @@ def move_data_root(node, data_root):
     if isinstance(node, dict):
         for k, v in node.items():
             if k in ('data_root', 'ann_file') and isinstance(v, str) and v.startswith('data/'):
-                node[k] = str(Path(data_root) / v[len('data/'):])
+                node[k] = f"{str(data_root).rstrip('/')}/{v[len('data/'):]}"
             else:
                 move_data_root(v, data_root)
     elif isinstance(node, (list, tuple)):

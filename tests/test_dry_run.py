@@ -98,6 +98,7 @@ def test_dry_run_names_missing_data_and_a_broken_config_before_training(
     assert f"data_root '{empty}/imagenet' does not exist" in text
     assert 'mae linear: its paper config does not load' in text and 'no-such-config' in text
     assert text.count(f"'{empty}/coco'") == 1  # train, val and test loaders: one line
+    assert text.count(f"'{empty}/imagenet'") == 1  # 'imagenet/' and 'imagenet' alike
     assert not (tmp_path / 'wd').exists()  # nothing trained, nothing written
 
 
@@ -112,3 +113,28 @@ def test_dry_run_reports_a_checkpoint_that_does_not_load(synthetic_root, tmp_pat
     assert '1 stage(s) failed the dry run: mae | linear' in out.stderr
     assert str(bad) in (wd / 'dry-run/mae/linear/train.log').read_text()
     assert '| mae | linear | 40 / 20 | 1000 (1000) |' in out.stdout and 'FAILED' in out.stdout
+
+
+def test_dry_config_changes_only_what_it_lists_and_the_projection():
+    """The ViTDet paper config, dry: iterations, batch per device, data subset, AMP off on CPU;
+    everything else as the paper config has it. The full schedule and its projected cost."""
+    from mmengine.config import Config
+    from lomar_transfer import dry_run as dr
+    path = bm.config_path('paper', 'mae', 'coco')
+    paper = Config.fromfile(str(path))
+    cfg, changes = dr.dry_config(path, [], iters=3, images=2, batch=2, data_root='/d')
+    assert cfg.train_cfg.max_iters == 3 and cfg.train_dataloader.batch_size == 2
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    assert cfg.test_dataloader.dataset.indices == 2
+    assert cfg.train_dataloader.dataset.dataset.data_root == '/d/coco/'
+    assert cfg.test_evaluator.ann_file == '/d/coco/annotations/instances_val2017.json'
+    assert cfg.model == paper.model and cfg.param_scheduler == paper.param_scheduler
+    assert cfg.optim_wrapper.optimizer == paper.optim_wrapper.optimizer
+    assert 'train_cfg.max_iters: 184375 -> 3' in changes
+    assert 'optim_wrapper.type: AmpOptimWrapper -> OptimWrapper' in changes
+    assert dr.full_schedule(paper, 16) == (184375, 64)
+    cae = Config.fromfile(str(bm.config_path('paper', 'mae', 'coco', 'cae')))
+    assert dr.full_schedule(cae, 16) == (12 * math.ceil(118287 / 32), 32)  # 12 epochs of COCO
+    # 2 s per step at 2 images per device -> 4 s at the recipe's 64 / 16 = 4 per device
+    hours, device_hours = dr.project(2.0, 2, 184375, 64, 16)
+    assert hours == pytest.approx(184375 * 4 / 3600) and device_hours == pytest.approx(16 * hours)

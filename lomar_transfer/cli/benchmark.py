@@ -512,7 +512,8 @@ class Suite:
                 data, lines = dry_run.data_report(cfg)
                 found[(method, stage)] = data
                 for text, fix in lines.items():
-                    text = text.removeprefix('dataset: ')
+                    # ('data/imagenet/' and 'data/imagenet' are one folder)
+                    text = re.sub(r"/+'", "'", text.removeprefix('dataset: '))
                     fix = fix.replace('DATA/', f'{args.data_root or "data"}/')
                     problems.setdefault(text, [fix, []])[1].append(bm.show_path(path))
         earlier = {}
@@ -606,7 +607,7 @@ class Suite:
         full_iters, total = dry_run.full_schedule(Config.fromfile(str(path)),
                                                   bm.launch_gpus(stage, path))
         row['hours'], row['device_hours'] = dry_run.project(
-            log['seconds_per_iter'], cfg.train_dataloader.batch_size * max(self.gpus, 1),
+            log['seconds_per_iter'], cfg.train_dataloader.batch_size,  # per device
             full_iters, total, devices)
         ckpt = (stage_dir / 'last_checkpoint').read_text().strip()
         if spec.pretrains:
