@@ -196,11 +196,14 @@ def test_a_failing_rank_ends_every_rank(how, pretrain, tmp_path):
                        str(tmp_path / 'w')], timeout=240, PYTHONPATH=str(tmp_path))
     assert status != 0
     assert time.time() - start < 240  # no rank left waiting in a collective
-    # torchrun's summary ends the output with the failing rank's error
-    root_cause = out[out.rindex('Root Cause'):]
-    assert 'rank      : 1' in root_cause
-    assert ('RuntimeError: rank 1 broke at iteration 3' in root_cause if how == 'raise' else
-            'Signal 9 (SIGKILL)' in root_cause)
+    # torchrun's summary ends the output with the failing rank's error: as the root cause, or
+    # (a killed rank leaves no error file, and rank 0 may see the closed connection first)
+    # among the failures it lists
+    summary = out[out.rindex('Failures:'):]
+    cause = ('RuntimeError: rank 1 broke at iteration 3' if how == 'raise' else
+             'Signal 9 (SIGKILL)')
+    records = re.split(r'\n\[\d+\]:\n', summary)
+    assert any('rank      : 1' in r and cause in r for r in records), summary
 
 
 # ------------------------------------------------------------------------------ full disk

@@ -188,7 +188,8 @@ def test_simple_feature_pyramid_layout():
     assert fpn.stages[2][1].conv.bias is None  # norm after each conv, no bias
 
 
-def groups(path, **override):
+def model_and_groups(path):
+    """The config's model and, per parameter name, (lr, weight decay) relative to the base."""
     cfg = Config.fromfile(REPO / path)
     cfg.model.backbone.init_cfg = None
     cfg.optim_wrapper.type = 'OptimWrapper'  # AMP needs a GPU; the groups are the same
@@ -196,8 +197,12 @@ def groups(path, **override):
         model = MODELS.build(cfg.model)
         wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     base = cfg.optim_wrapper.optimizer
-    return {n: (g['lr'] / base.lr, g['weight_decay'] / base.weight_decay)
-            for g in wrapper.optimizer.param_groups for n in [g['param_name']]}
+    return model, {n: (g['lr'] / base.lr, g['weight_decay'] / base.weight_decay)
+                   for g in wrapper.optimizer.param_groups for n in [g['param_name']]}
+
+
+def groups(path):
+    return model_and_groups(path)[1]
 
 
 def test_vitdet_learning_rates_and_weight_decay():
@@ -256,15 +261,7 @@ def official_finetune_rule(name, ndim, depth=12, rate=0.65):
 @pytest.mark.parametrize('method', ['lomar', 'mae', 'cae'])
 @pytest.mark.slow
 def test_finetune_groups_follow_the_official_rule_parameter_by_parameter(method):
-    cfg = Config.fromfile(REPO / FINETUNE.format(method))
-    cfg.model.backbone.init_cfg = None
-    cfg.optim_wrapper.type = 'OptimWrapper'
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    base = cfg.optim_wrapper.optimizer
-    got = {g['param_name']: (g['lr'] / base.lr, g['weight_decay'] / base.weight_decay)
-           for g in wrapper.optimizer.param_groups}
+    model, got = model_and_groups(FINETUNE.format(method))
     trained = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert got.keys() == trained.keys()
     wrong = {}
@@ -277,8 +274,7 @@ def test_finetune_groups_follow_the_official_rule_parameter_by_parameter(method)
     # what each method fine-tunes: MAE its learned table, CAE its BEiT tables, LoMaR its RPE
     assert {'lomar': 'lookup_table_weight', 'mae': 'backbone.pos_embed',
             'cae': 'relative_position_bias_table'}[method] in names
-    assert cfg.optim_wrapper.type == 'OptimWrapper' and \
-        Config.fromfile(REPO / FINETUNE.format(method)).optim_wrapper.type == 'AmpOptimWrapper'
+    assert Config.fromfile(REPO / FINETUNE.format(method)).optim_wrapper.type == 'AmpOptimWrapper'
 
 
 def test_finetune_cosine_floor_is_min_lr_times_each_groups_scale():
@@ -347,15 +343,7 @@ def test_dense_groups_follow_the_official_rule_parameter_by_parameter(method, le
     """Every parameter of every dense leaf: its lr scale and whether it decays, as the official
     code of the protocol decides. CAE's frozen table (skipped by CAE's constructor) trains at
     lr 0 without decay here."""
-    cfg = Config.fromfile(REPO / f'configs/{method}/{leaf}')
-    cfg.model.backbone.init_cfg = None
-    cfg.optim_wrapper.type = 'OptimWrapper'
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = MODELS.build(cfg.model)
-        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    base = cfg.optim_wrapper.optimizer
-    got = {g['param_name']: (g['lr'] / base.lr, g['weight_decay'] / base.weight_decay)
-           for g in wrapper.optimizer.param_groups}
+    model, got = model_and_groups(f'configs/{method}/{leaf}')
     owner = {f'{m}.{n}' if m else n: mod for m, mod in model.named_modules()
              for n, _ in mod.named_parameters(recurse=False)}
     rate, decays = DENSE_RULES[leaf]
