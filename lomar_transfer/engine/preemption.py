@@ -36,8 +36,8 @@ EXIT_STATUS = {signal.SIGUSR1: 75, signal.SIGTERM: 143, signal.SIGINT: 130}
 
 @HOOKS.register_module()
 class PreemptionHook(Hook):
-    """Turn SIGTERM / SIGUSR1 / SIGINT into a checkpoint at the end of the current iteration and an exit
-    with the status of :data:`EXIT_STATUS`.
+    """Turn SIGTERM / SIGUSR1 / SIGINT into a checkpoint at the end of the current iteration and
+    an exit with the status of :data:`EXIT_STATUS`.
 
     The signal handler only records the signal, so the iteration in progress (forward, backward,
     optimizer step, collectives) completes. The ranks agree with one ``all_reduce`` per iteration
