@@ -10,7 +10,7 @@ import warnings
 # deprecated: nothing a user of this package can act on
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
-from . import fileio  # noqa: F401,E402  (mmengine reads checkpoints safely, writes files atomically)
+from . import fileio  # noqa: F401,E402  (safe checkpoint reading, atomic writes in mmengine)
 from .registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS, RUNNERS  # noqa: F401,E402
 
 import _lomar_transfer_scope  # noqa: F401,E402  (lomar_transfer:: configs, if the .pth is absent)

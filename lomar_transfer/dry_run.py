@@ -16,7 +16,8 @@ from pathlib import Path
 
 from mmengine.config import Config, DictAction
 
-from .datasets.checks import DataError, _datasets, check_dataset
+from .datasets.checks import (DataError, _datasets, annotation_list, check_dataset,
+                              dataset_kind)
 
 # training images of the real datasets: the length of an epoch in the full schedule
 FULL_TRAIN_IMAGES = {'CocoDataset': 118287, 'ADE20KDataset': 20210, 'ImageNet': 1281167}
@@ -41,10 +42,6 @@ def parse_options(options):
         key, _, value = item.partition('=')
         out[key] = DictAction._parse_iterable(value)
     return out
-
-
-def _kind(ds):
-    return str(ds.get('type', '')).split('.')[-1]
 
 
 def _loaders(cfg):
@@ -76,16 +73,18 @@ def full_schedule(cfg, gpus):
     while 'dataset' in ds:
         repeat *= ds.get('times', 1)
         ds = ds.dataset
-    images = FULL_TRAIN_IMAGES.get(_kind(ds))
+    images = FULL_TRAIN_IMAGES.get(dataset_kind(ds))
     if images is None:
         return None, total
     return loop.max_epochs * math.ceil(images * repeat / total), total
 
 
-def dry_config(path, options, iters, images, batch, data_root=None, cuda=False):
-    """The stage's paper config with the dry run's changes; returns (cfg, changes)."""
+def dry_config(path, options, iters, images, batch, gpus, data_root=None, cuda=False):
+    """The stage's paper config with the dry run's changes; returns (cfg, changes, the paper
+    config's full schedule on its recipe's ``gpus``)."""
     cfg = Config.fromfile(str(path))
     cfg.merge_from_dict(parse_options(options))
+    full = full_schedule(cfg, gpus)
     changes = []
 
     def change(key, old, new):
@@ -133,13 +132,13 @@ def dry_config(path, options, iters, images, batch, data_root=None, cuda=False):
                                     interval=1)
     cfg.default_hooks.checkpoint.pop('max_keep_ckpts', None)
     cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=False)
-    return cfg, changes
+    return cfg, changes, full
 
 
 def count_data(ds):
     """(images, classes listed, classes the protocol expects) of one dataset on disk."""
     root = ds.get('data_root', '')
-    kind = _kind(ds)
+    kind = dataset_kind(ds)
 
     def at(p):
         return Path(root) / p if root and not os.path.isabs(p) else Path(p)
@@ -151,8 +150,7 @@ def count_data(ds):
         img_dir = at((ds.get('data_prefix') or {}).get('img_path', ''))
         return sum(1 for p in img_dir.iterdir() if p.is_file()), 150, 150
     if kind == 'ImageNet':
-        split = ds.get('split')
-        ann = ds.get('ann_file') or (f'meta/{split}.txt' if split else '')
+        split, ann = ds.get('split'), annotation_list(ds)
         if ann and at(ann).is_file():
             lines = at(ann).read_text().split('\n')
             return sum(1 for line in lines if line.strip()), 1000, 1000
@@ -173,7 +171,7 @@ def data_report(cfg):
                 images, classes, expected = count_data(ds)
             except (DataError, OSError, ValueError, KeyError) as e:
                 text = str(e).split('. Make the embedded data')[0].split('; point data_root')[0]
-                problems[text] = f'{PREPARE.get(_kind(ds), "fix data_root")}; {STAND_IN}'
+                problems[text] = f'{PREPARE.get(dataset_kind(ds), "fix data_root")}; {STAND_IN}'
                 continue
             if classes is not None and classes != expected:
                 problems[f'{ds.get("data_root")}: {classes} classes listed where the protocol '
@@ -193,9 +191,9 @@ def parse_train_log(text):
     train = [line for line in text.splitlines() if '(train)' in line]
     losses = [float(x) for line in train for x in LOSS.findall(line)]
     steps = [float(x) for line in train for x in STEP.findall(line)]
+    timed = sorted(steps[1:] or steps)  # the first step also warms up, when there are others
     return dict(loaded=(int(m[1]), int(m[2]), m[3]) if m else None, losses=losses,
-                seconds_per_iter=sorted(steps[1:] or steps)[len(steps[1:] or steps) // 2]
-                if steps else None)
+                seconds_per_iter=timed[len(timed) // 2] if timed else None)
 
 
 def project(seconds_per_iter, dry_batch, full_iters, total_batch, devices):

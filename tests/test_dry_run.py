@@ -122,7 +122,9 @@ def test_dry_config_changes_only_what_it_lists_and_the_projection():
     from lomar_transfer import dry_run as dr
     path = bm.config_path('paper', 'mae', 'coco')
     paper = Config.fromfile(str(path))
-    cfg, changes = dr.dry_config(path, [], iters=3, images=2, batch=2, data_root='/d')
+    cfg, changes, full = dr.dry_config(path, [], iters=3, images=2, batch=2, gpus=16,
+                                       data_root='/d')
+    assert full == (184375, 64)  # the paper config's, before the changes
     assert cfg.train_cfg.max_iters == 3 and cfg.train_dataloader.batch_size == 2
     assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
     assert cfg.test_dataloader.dataset.indices == 2

@@ -208,6 +208,16 @@ def data_paths(config):
     return list(dict.fromkeys(r for r in roots if r))
 
 
+def write_dry_config(where, cfg, path, changes):
+    """A dry config as the stage runs it, and what it changed from ``path``, its paper config."""
+    where.mkdir(parents=True, exist_ok=True)
+    config = where / 'dry_run_config.py'
+    cfg.dump(str(config))
+    atomic_write(where / 'changes.txt', f'{bm.show_path(path)}\n'
+                 + ''.join(f'  {c}\n' for c in changes))
+    return config
+
+
 class Suite:
 
     def __init__(self, args):
@@ -260,14 +270,15 @@ class Suite:
         return [self.py, '-m', 'lomar_transfer.cli.feature_eval', str(eval_config), str(ckpt),
                 '--out', str(out), *opts]
 
-    def run(self, cmd, log, label):
-        """Run a command, full output to ``log``, live progress lines to the console."""
+    def run(self, cmd, log, label, env=None):
+        """Run a command (in ``env``, else the stages' environment), full output to ``log``,
+        live progress lines to the console."""
         print(f'  $ {shlex.join(cmd)}', flush=True)
         last = 0.
         self.check_stop(label)
         with open(log, 'a') as f, subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                env=self.env) as proc:
+                env=env or self.env) as proc:
             self.child = proc
             if self.stop:  # arrived while the stage started
                 proc.send_signal(self.stop)
@@ -462,9 +473,9 @@ class Suite:
 
     # ------------------------------------------------------------------ the dry run
     def dry_configs(self, method, stage, work_dir, weights, images=None):
-        """[(phase dir, dry config, changes, paper config)] of a stage: MAE-CT's head phase
-        first. ``images``: validation images (default --dry-run-images; the feature evaluation
-        also trains its probe on as many)."""
+        """[(phase dir, dry config, changes, paper config, full schedule)] of a stage: MAE-CT's
+        head phase first. ``images``: validation images (default --dry-run-images; the feature
+        evaluation also trains its probe on as many)."""
         args, out = self.args, []
         import torch
         options = [*bm.preset_options(method), *args.cfg_options]
@@ -481,11 +492,11 @@ class Suite:
                         else 'epoch_1.pth')
                 options = [o for o in options if not o.startswith(bm.WEIGHTS_KEY)]
                 options.append(f'load_from={head_dir / last}')
-            cfg, changes = dry_run.dry_config(
+            cfg, changes, full = dry_run.dry_config(
                 path, options, args.dry_run_iters, images or args.dry_run_images,
-                args.dry_run_batch,
-                args.data_root, torch.cuda.is_available() and self.gpus > 0)
-            out.append((where, cfg, changes, path))
+                args.dry_run_batch, bm.launch_gpus(stage, path), args.data_root,
+                torch.cuda.is_available() and self.gpus > 0)
+            out.append((where, cfg, changes, path, full))
         return out
 
     def dry_run(self):
@@ -508,7 +519,7 @@ class Suite:
                          f'{type(e).__name__}: {str(e).splitlines()[0]}'] = [
                     'a broken install or config: reinstall, or fix the config', []]
                 continue
-            for _, cfg, _, path in phases:
+            for _, cfg, _, path, _ in phases:
                 data, lines = dry_run.data_report(cfg)
                 found[(method, stage)] = data
                 for text, fix in lines.items():
@@ -570,23 +581,14 @@ class Suite:
         spec = bm.STAGES[stage]
         phases = self.dry_configs(method, stage, stage_dir,
                                   None if spec.pretrains else weights[method])
-        env = dict(self.env or os.environ)
-        for where, cfg, changes, path in phases:
-            where.mkdir(parents=True, exist_ok=True)
-            config = where / 'dry_run_config.py'
-            cfg.dump(str(config))
-            atomic_write(where / 'changes.txt', f'{bm.show_path(path)}\n'
-                         + ''.join(f'  {c}\n' for c in changes))
+        for where, cfg, changes, path, _ in phases:
+            config = write_dry_config(where, cfg, path, changes)
             print(f'[{method} | {stage}] {bm.show_path(path)}; changed: {"; ".join(changes)}',
                   flush=True)
-            peak = where / 'peak_memory.json'
-            env[dry_run.PEAK_MEMORY_VAR] = str(peak)
-            self.env, saved = env, self.env
-            try:
-                self.run(self.train_cmd(config, where, [], self.seeds[0]), where / 'train.log',
-                         f'{method} | {stage}')
-            finally:
-                self.env = saved
+            env = dict(self.env or os.environ,
+                       **{dry_run.PEAK_MEMORY_VAR: str(where / 'peak_memory.json')})
+            self.run(self.train_cmd(config, where, [], self.seeds[0]), where / 'train.log',
+                     f'{method} | {stage}', env)
         log = dry_run.parse_train_log((stage_dir / 'train.log').read_text())
         first = dry_run.parse_train_log((phases[0][0] / 'train.log').read_text())
         loaded = first['loaded']
@@ -603,9 +605,7 @@ class Suite:
         row['seconds_per_iter'] = log['seconds_per_iter']
         peaks = [json.loads(p.read_text()) for p in stage_dir.glob('peak_memory.json*')]
         row['peak_mb'] = max((p.get('cuda_mb') or p['rss_mb'] for p in peaks), default=None)
-        cfg, path = phases[-1][1], phases[-1][3]
-        full_iters, total = dry_run.full_schedule(Config.fromfile(str(path)),
-                                                  bm.launch_gpus(stage, path))
+        cfg, (full_iters, total) = phases[-1][1], phases[-1][4]
         row['hours'], row['device_hours'] = dry_run.project(
             log['seconds_per_iter'], cfg.train_dataloader.batch_size,  # per device
             full_iters, total, devices)
@@ -617,12 +617,11 @@ class Suite:
             out = stage_dir / 'metrics.json'
             config = stage_dir / 'dry_run_config.py'
             if spec.evaluator == 'features':  # the frozen features, on the linear stage's data
-                lin = self.dry_configs(method, spec.eval_config, stage_dir / 'eval', None,
-                                       images=max(self.args.dry_run_images, 2))[0]
-                lin[0].mkdir(parents=True, exist_ok=True)
-                lin[1].dump(str(lin[0] / 'dry_run_config.py'))
+                where, lin, changes, path, _ = self.dry_configs(
+                    method, spec.eval_config, stage_dir / 'eval', None,
+                    images=max(self.args.dry_run_images, 2))[0]
                 cmd = [self.py, '-m', 'lomar_transfer.cli.feature_eval',
-                       str(lin[0] / 'dry_run_config.py'), ckpt, '--out', str(out)]
+                       str(write_dry_config(where, lin, path, changes)), ckpt, '--out', str(out)]
             else:
                 cmd = self.test_cmd(config, ckpt, stage_dir, out, [], self.seeds[0])
             self.run(cmd, stage_dir / 'test.log', f'{method} | {stage}')
@@ -632,8 +631,7 @@ class Suite:
             row['metric'] = ', '.join(shown) or (
                 f'evaluated; no detections after {self.args.dry_run_iters} iterations'
                 if detector else 'evaluated; no metric returned')
-        atomic_write(stage_dir / 'dry_run.json', json.dumps(
-            {k: v for k, v in row.items()}, indent=1, default=str))
+        atomic_write(stage_dir / 'dry_run.json', json.dumps(row, indent=1, default=str))
 
     def main(self):
         if self.args.dry_run:

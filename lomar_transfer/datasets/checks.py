@@ -109,12 +109,24 @@ def _class_folders(folder):
     return sum(e.is_dir() for e in os.scandir(folder)) if osp.isdir(folder) else 0
 
 
+def dataset_kind(ds):
+    """A dataset config's class name, without its registry scope."""
+    return str(ds.get('type', '')).split('.')[-1]
+
+
+def annotation_list(ds):
+    """The list file an mmpretrain dataset reads: ``ann_file``, else (ImageNet with a split)
+    ``meta/<split>.txt``, else '' (a folder per class)."""
+    split = ds.get('split') if dataset_kind(ds) == 'ImageNet' else None
+    return ds.get('ann_file') or (f'meta/{split}.txt' if split else '')
+
+
 def check_classification(ds, where):
     root = ds.get('data_root', '')
-    ann = ds.get('ann_file')
-    split = ds.get('split') if str(ds.get('type', '')).split('.')[-1] == 'ImageNet' else None
-    if not ann and split:  # mmpretrain's ImageNet reads meta/<split>.txt, and only without it
-        ann = f'meta/{split}.txt'  # scans the split's folder: one subfolder per class, all
+    ann = annotation_list(ds)
+    split = ds.get('split') if dataset_kind(ds) == 'ImageNet' else None
+    if not ds.get('ann_file') and split:  # mmpretrain's ImageNet reads meta/<split>.txt, and
+        # only without it scans the split's folder: one subfolder per class, all
         prefix = ds.get('data_prefix') or split
         prefix = prefix.get('img_path', '') if isinstance(prefix, dict) else prefix
         classes = len((ds.get('metainfo') or {}).get('classes', ())) or 1000
@@ -132,7 +144,7 @@ def check_dataset(ds, where):
         raise DataError(
             f'{where}: data_root {root!r} does not exist or is empty. Make the embedded data '
             f'({make_data(root)}) or set {where}.data_root to your copy of the dataset')
-    kind = str(ds.get('type', '')).split('.')[-1]
+    kind = dataset_kind(ds)
     if kind == 'CocoDataset':
         check_coco(ds, where)
     elif kind in ('ADE20KDataset', 'BaseSegDataset'):

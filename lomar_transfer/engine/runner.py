@@ -71,8 +71,7 @@ class CheckedRunner(Runner):
         check_data(self.cfg, ('train_dataloader', 'val_dataloader'))
         lock = WorkDirLock(self.work_dir, 'training') if is_main_process() else nullcontext()
         with lock:
-            self._auto_resume()
-            done = self._completed_run()
+            done = self._auto_resume()
             if done:
                 self.logger.info(done)
                 return self.model
@@ -85,32 +84,30 @@ class CheckedRunner(Runner):
         """A relaunched (requeued, preempted) job continues where it stopped without
         ``--resume``: mmengine's resume from ``last_checkpoint``, which wins over ``load_from``
         (the weights a run starts from, not where a relaunch continues). ``auto_resume=False``
-        in the config restarts such a run from scratch instead."""
+        in the config restarts such a run from scratch instead. Returns what to say instead of
+        training when the run it resumes had finished, else None."""
         last = osp.join(self.work_dir, 'last_checkpoint')
         if self._resume and self._load_from is not None:
-            return  # resume from a file the user named
+            return None  # resume from a file the user named
         if self._resume and not osp.isfile(last):
             raise CheckpointError(
                 self.work_dir, 'holds no run to resume (no last_checkpoint there): check the '
                 '--work-dir, or drop --resume to start a new run in it')
         if not (self._resume or self.cfg.get('auto_resume', True)) or not osp.isfile(last):
-            return
+            return None
         with open(last) as f:
             name = f.read().strip()
         asked, self._resume, self._load_from = self._resume, True, None
-        if not asked and not self._completed_run():
+        done = self._completed_run(name)
+        if not asked and not done:
             self.logger.info(
                 f'auto-resume: {last} names {name}; continuing that run from it (set '
                 'auto_resume=False in the config, or use another --work-dir, to start afresh)')
+        return done
 
-    def _completed_run(self):
-        """What to say instead of training when the run this resumes already finished: its
-        last checkpoint is the loop's end (``iter_N.pth`` / ``epoch_N.pth``, N the loop's
-        total), or None."""
-        if not self._resume or self._load_from is not None:
-            return None
-        with open(osp.join(self.work_dir, 'last_checkpoint')) as f:
-            name = f.read().strip()
+    def _completed_run(self, name):
+        """What to say instead of training when ``name``, the checkpoint this run resumes, is
+        its loop's end (``iter_N.pth`` / ``epoch_N.pth``, N the loop's total), or None."""
         loop = self.cfg.get('train_cfg') or {}
         unit, total = ('epoch', loop.get('max_epochs')) if 'max_epochs' in loop else \
             ('iter', loop.get('max_iters'))
